@@ -1,0 +1,7 @@
+"""Pure story-detection computation: schema, embedders, features, clustering, labels, metrics.
+
+Nothing in this package opens a socket or imports a streaming library; the same code runs inside
+the Faust agents (``stream/``) and in the in-process evaluator.
+"""
+
+MODEL_VERSION = "storywire-1"

@@ -1,0 +1,116 @@
+"""The input contract: what an article is, and why one is rejected.
+
+Unknown fields are kept (downstream users rely on their own extras); oversized text is truncated
+with a flag rather than rejected, because a long article is still news.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MAX_TITLE_CHARS = 1_000
+MAX_TEXT_CHARS = 20_000
+
+
+class ArticleError(ValueError):
+    """An input that cannot become an Article; ``reason`` is one line a person can act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Article(BaseModel):
+    """One news item. ``text`` also accepts ``body``; ``published_at`` is normalised to UTC."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=512)
+    title: str = Field(min_length=1)
+    text: str = ""
+    published_at: datetime
+    source: str = ""
+    url: str = ""
+    lang: str = ""
+    truncated: bool = False
+
+    @field_validator("id", "title", "text", "source", "url", "lang", mode="before")
+    @classmethod
+    def _strings_only(cls, value: Any) -> Any:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {type(value).__name__}")
+        return value.replace("\x00", "")
+
+    @field_validator("published_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    @property
+    def timestamp(self) -> float:
+        """Event time in unix seconds: the clock every online decision uses."""
+        return self.published_at.timestamp()
+
+    def embedding_text(self, max_chars: int = 600) -> str:
+        """Title plus the lead of the body: headlines carry the story, the lead its entities."""
+        if not self.text:
+            return self.title
+        return f"{self.title}. {self.text[:max_chars]}"
+
+
+def parse_article(raw: dict[str, Any] | str | bytes) -> Article:
+    """Validate one article from a dict, a JSON string or raw bytes.
+
+    >>> a = parse_article('{"id": "a1", "title": "Quake hits", "published_at": "2024-03-22T18:00:00Z"}')
+    >>> a.id, a.published_at.isoformat()
+    ('a1', '2024-03-22T18:00:00+00:00')
+    >>> parse_article('{"id": "a1"}')
+    Traceback (most recent call last):
+    ...
+    models.article.ArticleError: missing field 'title'; missing field 'published_at'
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArticleError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ArticleError(f"not JSON: {exc.msg} at char {exc.pos}") from None
+    if not isinstance(raw, dict):
+        raise ArticleError(f"not a JSON object: got {type(raw).__name__}")
+    data = dict(raw)
+    if "text" not in data and "body" in data:
+        data["text"] = data.pop("body")
+    title, text = data.get("title"), data.get("text")
+    truncated = False
+    if isinstance(title, str) and len(title) > MAX_TITLE_CHARS:
+        data["title"], truncated = title[:MAX_TITLE_CHARS], True
+    if isinstance(text, str) and len(text) > MAX_TEXT_CHARS:
+        data["text"], truncated = text[:MAX_TEXT_CHARS], True
+    data["truncated"] = truncated
+    try:
+        return Article.model_validate(data)
+    except ValidationError as exc:
+        raise ArticleError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "article"
+        if err["type"] == "missing":
+            parts.append(f"missing field {field!r}")
+        else:
+            parts.append(f"field {field!r}: {err['msg']}")
+    return "; ".join(parts)

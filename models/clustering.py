@@ -1,0 +1,467 @@
+"""Online, single-pass clustering of articles into events and developing stories.
+
+Each article is scored against a bounded set of candidate stories (retrieved through an inverted
+index over the stories' own vocabulary, plus the most recently active stories), a learned join
+model decides whether it continues the best one, and inside that story it either joins one of the
+story's events or opens a new one — a *development*. Stories and events that fall silent expire,
+so per-article cost and memory stay flat however long the stream runs.
+
+Decisions are deterministic for a given input order, and the whole state round-trips through plain
+dicts (``to_dict`` / ``from_dict``), which is how the stream layer keeps it in Faust tables.
+
+>>> import numpy as np
+>>> from models.features import ArticleFeatures
+>>> def art(i, t, terms, v):
+...     return ArticleFeatures(str(i), t, f"t{i}", "src", np.asarray(v, np.float32), terms, [])
+>>> c = StoryClusterer(JoinModel.load("static"))
+>>> c.learn_one(art(1, 0.0, {"quake": 1, "chile": 1}, [1, 0, 0])).decision
+'new'
+>>> c.learn_one(art(2, 60.0, {"quake": 1, "chile": 1, "tsunami": 1}, [0.99, 0.14, 0])).story_id
+'s1'
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from models import MODEL_VERSION
+from models.features import ArticleFeatures
+from models.join_model import FEATURE_NAMES, JoinModel
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Knobs of the clusterer. Defaults are the configuration evaluated in the README."""
+
+    max_candidates: int = 24          # stories scored per article, from the inverted index
+    recent_candidates: int = 8        # plus this many most recently active stories
+    max_posting_scan: int = 400       # terms in more stories than this do not drive retrieval
+    event_threshold: float = 0.45     # similarity to join an event inside the chosen story
+    event_ttl_hours: float = 36.0     # an event silent this long is closed
+    story_ttl_hours: float = 168.0    # a story silent this long leaves the active state
+    events_scored: int = 6            # most recent events of a story used for dense_event
+    max_story_terms: int = 300        # vocabulary kept per story (pruned to the most frequent)
+    max_event_terms: int = 80
+    max_titles: int = 20              # recent titles kept per story for its label
+    max_vocabulary: int = 200_000     # online document frequencies kept
+    id_prefix: str = ""               # distinguishes shards: story ids are never reused
+
+
+@dataclass(slots=True)
+class Assignment:
+    """Where one article went. ``score`` is the join probability (or event similarity)."""
+
+    article_id: str
+    event_id: str
+    story_id: str
+    score: float
+    decision: str                     # "new" (new story) or "join" (existing story)
+    event_decision: str               # "new" (new event: a development) or "join"
+    timestamp: float
+    model_version: str = MODEL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.article_id,
+            "event_id": self.event_id,
+            "story_id": self.story_id,
+            "score": round(self.score, 4),
+            "decision": self.decision,
+            "event_decision": self.event_decision,
+            "timestamp": self.timestamp,
+            "model_version": self.model_version,
+        }
+
+
+def _bounded(counts: dict[str, int], limit: int) -> dict[str, int]:
+    if len(counts) <= 2 * limit:
+        return counts
+    keep = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return dict(keep)
+
+
+@dataclass(slots=True)
+class Event:
+    """A tight cluster: articles about the same happening."""
+
+    id: str
+    story_id: str
+    first_ts: float
+    last_ts: float
+    size: int
+    vector_sum: np.ndarray
+    terms: dict[str, int]
+    title: str
+    first_article: str
+    centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def refresh_centroid(self) -> None:
+        norm = float(np.linalg.norm(self.vector_sum))
+        self.centroid = (self.vector_sum / norm if norm else self.vector_sum).astype(np.float32)
+
+    def add(self, f: ArticleFeatures, max_terms: int) -> None:
+        self.size += 1
+        self.last_ts = max(self.last_ts, f.timestamp)
+        self.vector_sum = self.vector_sum + f.vector
+        self.refresh_centroid()
+        for t in f.terms:
+            self.terms[t] = self.terms.get(t, 0) + 1
+        self.terms = _bounded(self.terms, max_terms)
+
+    def summary(self) -> dict[str, Any]:
+        """What a story keeps of an event once it is no longer scored."""
+        return {"id": self.id, "title": self.title, "first_ts": self.first_ts, "last_ts": self.last_ts,
+                "size": self.size, "first_article": self.first_article}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "story_id": self.story_id, "first_ts": self.first_ts, "last_ts": self.last_ts,
+            "size": self.size, "vector_sum": self.vector_sum.tolist(), "terms": self.terms,
+            "title": self.title, "first_article": self.first_article,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Event":
+        event = cls(d["id"], d["story_id"], d["first_ts"], d["last_ts"], d["size"],
+                    np.asarray(d["vector_sum"], dtype=np.float64), dict(d["terms"]), d["title"], d["first_article"])
+        event.refresh_centroid()
+        return event
+
+
+@dataclass(slots=True)
+class Story:
+    """A developing thread of related events; its vocabulary and names are what link new events."""
+
+    id: str
+    seq: int
+    first_ts: float
+    last_ts: float
+    size: int
+    vector_sum: np.ndarray
+    terms: dict[str, int]
+    entities: dict[str, int]
+    events: list[str]
+    sources: dict[str, int]
+    titles: list[tuple[str, list[str]]]            # recent (title, its terms) for labelling
+    hourly: dict[int, int]                          # hour bucket -> articles, for rate and sparkline
+    attributions: list[dict[str, str]] = field(default_factory=list)
+    past_events: list[dict[str, Any]] = field(default_factory=list)
+    centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def refresh_centroid(self) -> None:
+        norm = float(np.linalg.norm(self.vector_sum))
+        self.centroid = (self.vector_sum / norm if norm else self.vector_sum).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "seq": self.seq, "first_ts": self.first_ts, "last_ts": self.last_ts, "size": self.size,
+            "vector_sum": self.vector_sum.tolist(), "terms": self.terms, "entities": self.entities,
+            "events": self.events, "sources": self.sources, "titles": [list(t) for t in self.titles],
+            "hourly": {str(k): v for k, v in self.hourly.items()}, "attributions": self.attributions,
+            "past_events": self.past_events,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Story":
+        story = cls(
+            d["id"], d["seq"], d["first_ts"], d["last_ts"], d["size"], np.asarray(d["vector_sum"], dtype=np.float64),
+            dict(d["terms"]), dict(d["entities"]), list(d["events"]), dict(d["sources"]),
+            [(t[0], list(t[1])) for t in d["titles"]], {int(k): v for k, v in d["hourly"].items()},
+            list(d.get("attributions", [])), list(d.get("past_events", [])),
+        )
+        story.refresh_centroid()
+        return story
+
+
+@dataclass(slots=True)
+class Candidates:
+    """Stories scored for one article: ids and the feature matrix the join model reads."""
+
+    story_ids: list[str]
+    features: np.ndarray  # (len(story_ids), len(FEATURE_NAMES))
+
+
+class StoryClusterer:
+    """Single-pass article → event → story clustering with a learned join decision.
+
+    ``learn_one`` assigns an article and updates the state; ``predict_one`` says what it would do
+    without changing anything. Re-learning an article id already assigned returns the first
+    assignment unchanged: processing is at-least-once upstream, so this step must be idempotent.
+    """
+
+    def __init__(self, model: JoinModel, config: ClusterConfig | None = None) -> None:
+        self.model = model
+        self.config = config or ClusterConfig()
+        self.stories: OrderedDict[str, Story] = OrderedDict()  # least recently active first
+        self.events: dict[str, Event] = {}
+        self.postings: dict[str, dict[str, None]] = {}         # term -> stories using it
+        self.df: dict[str, int] = {}
+        self.docs = 0
+        self.next_story = 1
+        self.next_event = 1
+        self.watermark = -math.inf
+        self.assigned: OrderedDict[str, Assignment] = OrderedDict()
+        self.expired_stories = 0
+
+    # ----------------------------------------------------------------- scoring
+    def _idf(self, term: str) -> float:
+        return math.log((1.0 + self.docs) / (1.0 + self.df.get(term, 0))) + 1.0
+
+    def _term_weights(self, terms: dict[str, int]) -> dict[str, float]:
+        weights = {t: (1.0 + math.log(c)) * self._idf(t) for t, c in terms.items()}
+        total = sum(weights.values()) or 1.0
+        return {t: w / total for t, w in weights.items()}
+
+    def _entity_weights(self, names: Iterable[str]) -> dict[str, float]:
+        weights = {e: self._idf(e) for e in names}
+        total = sum(weights.values()) or 1.0
+        return {e: w / total for e, w in weights.items()}
+
+    def candidates(self, f: ArticleFeatures) -> Candidates:
+        """Retrieve candidate stories and compute the join features for each."""
+        cfg = self.config
+        weights = self._term_weights(f.terms)
+        score: dict[str, float] = {}
+        for term, w in weights.items():
+            posting = self.postings.get(term)
+            if not posting or len(posting) > cfg.max_posting_scan:
+                continue
+            for sid in posting:
+                score[sid] = score.get(sid, 0.0) + w
+        chosen = sorted(score, key=lambda s: (-score[s], self.stories[s].seq))[: cfg.max_candidates]
+        seen = set(chosen)
+        limit = len(chosen) + cfg.recent_candidates
+        for sid in reversed(self.stories):
+            if len(chosen) >= limit:
+                break
+            if sid not in seen:
+                chosen.append(sid)
+                seen.add(sid)
+        if not chosen:
+            return Candidates([], np.zeros((0, len(FEATURE_NAMES))))
+        return Candidates(chosen, self._features(f, chosen, weights))
+
+    def _features(self, f: ArticleFeatures, story_ids: list[str], weights: dict[str, float]) -> np.ndarray:
+        stories = [self.stories[s] for s in story_ids]
+        dense_story = np.stack([s.centroid for s in stories]) @ f.vector
+        recent = [s.events[-self.config.events_scored :] for s in stories]
+        starts = np.cumsum([0] + [len(r) for r in recent[:-1]])
+        event_sims = np.stack([self.events[e].centroid for r in recent for e in r]) @ f.vector
+        dense_event = np.maximum.reduceat(event_sims, starts)
+        ent_weights = self._entity_weights(f.entities)
+        rows = np.empty((len(stories), len(FEATURE_NAMES)))
+        best_dense = float(dense_story.max())
+        for i, story in enumerate(stories):
+            inv = 1.0 / story.size
+            terms = sum(w * story.terms.get(t, 0) for t, w in weights.items()) * inv
+            ents = sum(w * story.entities.get(e, 0) for e, w in ent_weights.items()) * inv
+            gap = max(0.0, f.timestamp - story.last_ts) / 3600.0
+            rows[i] = (
+                dense_story[i], dense_event[i], min(terms, 1.0), min(ents, 1.0), math.log1p(gap),
+                math.log1p(story.size), dense_story[i] * min(terms, 1.0), dense_story[i] - best_dense,
+            )
+        return rows
+
+    def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
+        """The story this article would join (``None``: a new story) and the join probability."""
+        if f.id in self.assigned:
+            a = self.assigned[f.id]
+            return a.story_id, a.score
+        cands = self.candidates(f)
+        if not cands.story_ids:
+            return None, 0.0
+        probs = self.model.probability(cands.features)
+        best = int(np.argmax(probs))
+        p = float(probs[best])
+        return (cands.story_ids[best] if p >= self.model.threshold else None), p
+
+    # ----------------------------------------------------------------- updating
+    def learn_one(self, f: ArticleFeatures) -> Assignment:
+        """Assign the article and fold it into the state (idempotent by article id)."""
+        if f.id in self.assigned:
+            return self.assigned[f.id]
+        story_id, p = self.predict_one(f)
+        return self.apply(f, story_id, p)
+
+    def apply(self, f: ArticleFeatures, story_id: str | None, score: float = 1.0) -> Assignment:
+        """Put the article into ``story_id`` (or a new story). Training uses it to force gold choices."""
+        self._advance(f.timestamp)
+        if story_id is None or story_id not in self.stories:
+            story = self._new_story(f)
+            event = self._new_event(f, story)
+            decision, event_decision, score_out = "new", "new", score
+        else:
+            story = self.stories[story_id]
+            event, sim = self._best_event(f, story)
+            if event is None:
+                event = self._new_event(f, story)
+                event_decision = "new"
+            else:
+                event.add(f, self.config.max_event_terms)
+                event_decision = "join"
+            decision, score_out = "join", score
+            self._add_to_story(f, story)
+        self._learn_df(f)
+        assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)
+        self.assigned[f.id] = assignment
+        return assignment
+
+    def _best_event(self, f: ArticleFeatures, story: Story) -> tuple[Event | None, float]:
+        best: Event | None = None
+        best_sim = -1.0
+        horizon = f.timestamp - self.config.event_ttl_hours * 3600
+        weights = self._term_weights(f.terms)
+        for eid in story.events[-self.config.events_scored :]:
+            ev = self.events[eid]
+            if ev.last_ts < horizon:
+                continue
+            lexical = sum(w * ev.terms.get(t, 0) for t, w in weights.items()) / ev.size
+            sim = 0.5 * float(ev.centroid @ f.vector) + 0.5 * min(lexical, 1.0)
+            if sim > best_sim:
+                best, best_sim = ev, sim
+        if best is None or best_sim < self.config.event_threshold:
+            return None, best_sim
+        return best, best_sim
+
+    def _new_story(self, f: ArticleFeatures) -> Story:
+        sid = f"{self.config.id_prefix}s{self.next_story}"
+        story = Story(sid, self.next_story, f.timestamp, f.timestamp, 0, np.zeros(len(f.vector)), {}, {}, [], {}, [], {})
+        self.next_story += 1
+        self.stories[sid] = story
+        self._add_to_story(f, story)
+        return story
+
+    def _new_event(self, f: ArticleFeatures, story: Story) -> Event:
+        eid = f"{self.config.id_prefix}e{self.next_event}"
+        self.next_event += 1
+        event = Event(eid, story.id, f.timestamp, f.timestamp, 0, np.zeros(len(f.vector)), {}, f.title, f.id)
+        event.add(f, self.config.max_event_terms)
+        self.events[eid] = event
+        story.events.append(eid)
+        if len(story.events) > self.config.events_scored:
+            # Only the most recent events are ever scored; older ones live on as summaries.
+            old = self.events.pop(story.events[-self.config.events_scored - 1], None)
+            if old is not None:
+                story.past_events = (story.past_events + [old.summary()])[-50:]
+        return event
+
+    def _add_to_story(self, f: ArticleFeatures, story: Story) -> None:
+        cfg = self.config
+        story.size += 1
+        story.last_ts = max(story.last_ts, f.timestamp)
+        story.vector_sum = story.vector_sum + f.vector
+        story.refresh_centroid()
+        for t in f.terms:
+            if t not in story.terms:
+                self.postings.setdefault(t, {})[story.id] = None
+            story.terms[t] = story.terms.get(t, 0) + 1
+        pruned = _bounded(story.terms, cfg.max_story_terms)
+        if pruned is not story.terms:
+            for t in story.terms.keys() - pruned.keys():
+                self._unpost(t, story.id)
+            story.terms = pruned
+        for e in f.entities:
+            story.entities[e] = story.entities.get(e, 0) + 1
+        story.entities = _bounded(story.entities, cfg.max_story_terms // 2)
+        if f.source:
+            story.sources[f.source] = story.sources.get(f.source, 0) + 1
+            story.sources = _bounded(story.sources, 50)
+        story.titles = (story.titles + [(f.title, sorted(f.terms))])[-cfg.max_titles :]
+        hour = int(f.timestamp // 3600)
+        story.hourly[hour] = story.hourly.get(hour, 0) + 1
+        if len(story.hourly) > 96:
+            story.hourly = dict(sorted(story.hourly.items())[-72:])
+        for a in f.attributions:
+            if len(story.attributions) < 50:
+                story.attributions.append({"kind": a.kind, "actor": a.actor, "speaker": a.speaker,
+                                           "source": f.source, "article_id": f.id, "evidence": a.evidence})
+        self.stories.move_to_end(story.id)
+
+    def _learn_df(self, f: ArticleFeatures) -> None:
+        self.docs += 1
+        for t in set(f.terms) | set(f.entities):
+            self.df[t] = self.df.get(t, 0) + 1
+        if len(self.df) > self.config.max_vocabulary:
+            # Forget the rarest terms: they matter only inside stories, which keep their own counts.
+            keep = sorted(self.df.items(), key=lambda kv: (-kv[1], kv[0]))[: self.config.max_vocabulary // 2]
+            self.df = dict(keep)
+
+    def _unpost(self, term: str, story_id: str) -> None:
+        posting = self.postings.get(term)
+        if posting is not None:
+            posting.pop(story_id, None)
+            if not posting:
+                del self.postings[term]
+
+    # ----------------------------------------------------------------- expiry
+    def _advance(self, ts: float) -> None:
+        if ts <= self.watermark:
+            return
+        self.watermark = ts
+        self.expire(ts)
+
+    def expire(self, now: float) -> list[str]:
+        """Drop stories silent for ``story_ttl_hours`` and events past their TTL; return expired story ids."""
+        cfg = self.config
+        horizon = now - cfg.story_ttl_hours * 3600
+        gone: list[str] = []
+        while self.stories:
+            sid, story = next(iter(self.stories.items()))
+            if story.last_ts >= horizon:
+                break
+            del self.stories[sid]
+            for t in story.terms:
+                self._unpost(t, sid)
+            for eid in story.events[-self.config.events_scored :]:
+                self.events.pop(eid, None)
+            gone.append(sid)
+        self.expired_stories += len(gone)
+        while self.assigned:
+            aid, a = next(iter(self.assigned.items()))
+            if a.timestamp >= horizon:
+                break
+            del self.assigned[aid]
+        return gone
+
+    # ----------------------------------------------------------------- state
+    @property
+    def active_events(self) -> int:
+        return len(self.events)
+
+    def story(self, story_id: str) -> Story | None:
+        return self.stories.get(story_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": MODEL_VERSION,
+            "stories": [s.to_dict() for s in self.stories.values()],
+            "events": [e.to_dict() for e in self.events.values()],
+            "df": self.df, "docs": self.docs, "next_story": self.next_story, "next_event": self.next_event,
+            "watermark": self.watermark if math.isfinite(self.watermark) else None,
+            "assigned": [a.to_dict() for a in self.assigned.values()],
+            "expired_stories": self.expired_stories,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], model: JoinModel, config: ClusterConfig | None = None) -> "StoryClusterer":
+        c = cls(model, config)
+        for sd in data["stories"]:
+            story = Story.from_dict(sd)
+            c.stories[story.id] = story
+            for t in story.terms:
+                c.postings.setdefault(t, {})[story.id] = None
+        c.events = {e["id"]: Event.from_dict(e) for e in data["events"]}
+        c.df, c.docs = dict(data["df"]), data["docs"]
+        c.next_story, c.next_event = data["next_story"], data["next_event"]
+        c.watermark = data["watermark"] if data["watermark"] is not None else -math.inf
+        for a in data["assigned"]:
+            c.assigned[a["id"]] = Assignment(a["id"], a["event_id"], a["story_id"], a["score"], a["decision"],
+                                             a["event_decision"], a["timestamp"], a["model_version"])
+        c.expired_stories = data.get("expired_stories", 0)
+        return c
+

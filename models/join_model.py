@@ -1,0 +1,78 @@
+"""The learned join decision: P(article belongs to this story | features of the pair).
+
+Trained offline with scikit-learn (``python -m models.training.train_join``) and shipped as a small
+JSON artifact per embedder. Scored here with numpy: calling sklearn per article costs more than the
+whole rest of the cluster step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ARTIFACT_DIR = Path(__file__).parent / "artifacts"
+FEATURE_NAMES = (
+    "dense_story",       # cosine to the story centroid
+    "dense_event",       # best cosine to one of the story's active event centroids
+    "terms",             # share of the article's IDF mass that is typical of the story
+    "entities",          # the same over names, hashtags and acronyms
+    "log_gap_hours",     # log1p(hours since the story was last active)
+    "log_size",          # log1p(articles in the story)
+    "dense_x_terms",     # dense and lexical evidence reinforce each other
+    "rank_gap",          # this candidate's dense cosine minus the best candidate's
+)
+
+
+@dataclass(frozen=True)
+class JoinModel:
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    threshold: float
+    embedder: str
+    trained_on: str = ""
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """Vectorised logistic score for a (candidates x features) matrix."""
+        z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def with_threshold(self, threshold: float) -> "JoinModel":
+        return JoinModel(self.mean, self.scale, self.coef, self.intercept, threshold, self.embedder, self.trained_on)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "features": list(FEATURE_NAMES),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "embedder": self.embedder,
+            "trained_on": self.trained_on,
+        }
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, embedder: str, directory: Path = ARTIFACT_DIR) -> "JoinModel":
+        path = directory / f"join_{embedder}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no join model for embedder {embedder!r} at {path}; run python -m models.training.train_join")
+        data = json.loads(path.read_text())
+        if tuple(data["features"]) != FEATURE_NAMES:
+            raise ValueError(f"{path} was trained on other features; retrain with python -m models.training.train_join")
+        return cls(
+            mean=np.asarray(data["mean"]),
+            scale=np.asarray(data["scale"]),
+            coef=np.asarray(data["coef"]),
+            intercept=float(data["intercept"]),
+            threshold=float(data["threshold"]),
+            embedder=data["embedder"],
+            trained_on=data.get("trained_on", ""),
+        )

@@ -1,0 +1,47 @@
+"""Human labels for a story: a title, keywords, main names. Computed from the story's own counts.
+
+Labels belong to each story, not to a global decaying vocabulary: keywords are class-based
+TF-IDF (a term's share of this story, weighted by how few stories overall use it), so a merge or
+a new development re-labels the story from its own counts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from models.clustering import Story
+
+Idf = Callable[[str], float]
+
+
+def keywords(story: Story, idf: Idf, k: int = 8) -> list[str]:
+    """Top class-based TF-IDF terms of the story.
+
+    >>> import numpy as np
+    >>> s = Story("s1", 1, 0, 0, 2, np.zeros(2), {"crocus": 2, "attack": 2, "said": 1}, {}, [], {}, [], {})
+    >>> keywords(s, lambda t: {"crocus": 5.0, "attack": 2.0}.get(t, 1.0), k=2)
+    ['crocus', 'attack']
+    """
+    scored = {t: (c / story.size) * idf(t) for t, c in story.terms.items()}
+    return [t for t, _ in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def main_entities(story: Story, k: int = 6) -> list[str]:
+    """Names mentioned by the most articles of the story."""
+    return [e for e, _ in sorted(story.entities.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+
+def story_title(story: Story, idf: Idf) -> str:
+    """The most central recent headline: the one whose terms are most typical of the story."""
+    if not story.titles:
+        return ""
+
+    def centrality(item: tuple[str, list[str]]) -> float:
+        title, terms = item
+        if not terms:
+            return 0.0
+        mass = sum(idf(t) for t in terms)
+        return sum(idf(t) * story.terms.get(t, 0) / story.size for t in terms) / mass * math.log1p(len(terms))
+
+    return max(story.titles, key=centrality)[0]

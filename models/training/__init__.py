@@ -1,0 +1,1 @@
+"""Offline training of the join model shipped in ``models/artifacts``."""

@@ -1,0 +1,160 @@
+"""Retrain the join model shipped in ``models/artifacts/join_<embedder>.json``.
+
+    python -m models.training.train_join --data ../shared/data [--embedder minilm|static]
+
+How: replay each dev stream in time order with a *teacher* that always puts an article into the
+story its gold label says, and record the join features of every retrieved candidate story with
+label "same gold story or not" (the setting of Miranda et al. 2018). A logistic regression over
+those rows is the join model. The join threshold is then chosen by running the real online
+clusterer on *held-out stories*: gold stories are split into two folds by a hash of their label,
+the model is fit on one fold's stream and the threshold scored on the other's, for every dev
+stream at once, so one configuration serves both news and crisis streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from models.article import parse_article
+from models.clustering import ClusterConfig, StoryClusterer
+from models.features import ArticleFeatures, featurize
+from models.join_model import ARTIFACT_DIR, FEATURE_NAMES, JoinModel
+from models.replay import LabelledArticle, cluster_features, event_time_order
+from models.training.embedding_cache import cached_embeddings
+
+DEV_STREAMS = ("uci-news-2014.dev.jsonl", "crisislex-t26.dev.concurrent.jsonl")
+THRESHOLDS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.65, 0.05))
+
+
+@dataclass
+class Stream:
+    name: str
+    features: list[ArticleFeatures]
+    gold: list[str | None]
+
+    def subset(self, keep: set[str]) -> "Stream":
+        """Articles whose gold story is in ``keep``, plus all unlabelled noise (it is part of reality)."""
+        idx = [i for i, g in enumerate(self.gold) if g is None or g in keep]
+        return Stream(self.name, [self.features[i] for i in idx], [self.gold[i] for i in idx])
+
+
+def load_stream(path: Path, embedder: str) -> Stream:
+    items = [LabelledArticle(parse_article(line), json.loads(line).get("event")) for line in path.open()]
+    items = event_time_order(items)
+    vectors = cached_embeddings([x.article.embedding_text() for x in items], embedder)
+    feats = [featurize(x.article, v) for x, v in zip(items, vectors)]
+    return Stream(path.name, feats, [x.gold for x in items])
+
+
+def teacher_rows(stream: Stream, placeholder: JoinModel, config: ClusterConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate feature rows and same-story labels, with the gold decision applied after each article."""
+    c = StoryClusterer(placeholder, config)
+    story_of_gold: dict[str, str] = {}
+    gold_of_story: dict[str, str | None] = {}
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for f, g in zip(stream.features, stream.gold):
+        cands = c.candidates(f)
+        if cands.story_ids:
+            xs.append(cands.features)
+            ys.append(np.array([g is not None and gold_of_story.get(s) == g for s in cands.story_ids]))
+        target = story_of_gold.get(g) if g is not None else None
+        a = c.apply(f, target)
+        gold_of_story[a.story_id] = g
+        if g is not None:
+            story_of_gold[g] = a.story_id
+    if not xs:
+        return np.zeros((0, len(FEATURE_NAMES))), np.zeros(0, bool)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def online_rows(stream: Stream, model: JoinModel, config: ClusterConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Rows from the states the clusterer really reaches with ``model`` (DAgger): fragmented and
+    impure stories included. A candidate is positive when its majority gold story is the article's."""
+    c = StoryClusterer(model, config)
+    golds: dict[str, Counter[str]] = {}
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for f, g in zip(stream.features, stream.gold):
+        cands = c.candidates(f)
+        if cands.story_ids:
+            majority = [golds[s].most_common(1)[0][0] if golds.get(s) else None for s in cands.story_ids]
+            xs.append(cands.features)
+            ys.append(np.array([g is not None and m == g for m in majority]))
+        a = c.learn_one(f)
+        if g is not None:
+            golds.setdefault(a.story_id, Counter())[g] += 1
+    if not xs:
+        return np.zeros((0, len(FEATURE_NAMES))), np.zeros(0, bool)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def train(streams: list[Stream], embedder: str, config: ClusterConfig, rounds: int, note: str) -> JoinModel:
+    """Teacher-forced rows first, then ``rounds`` of rows from the model's own trajectories."""
+    placeholder = JoinModel(np.zeros(len(FEATURE_NAMES)), np.ones(len(FEATURE_NAMES)),
+                            np.zeros(len(FEATURE_NAMES)), 0.0, 0.5, embedder)
+    rows = [teacher_rows(s, placeholder, config) for s in streams]
+    model = fit(rows, embedder, 0.5, note)
+    for _ in range(rounds):
+        rows += [online_rows(s, model, config) for s in streams]
+        model = fit(rows, embedder, 0.5, note)
+    return model
+
+
+def fit(rows: list[tuple[np.ndarray, np.ndarray]], embedder: str, threshold: float, note: str) -> JoinModel:
+    x = np.concatenate([r[0] for r in rows])
+    y = np.concatenate([r[1] for r in rows])
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    lr = LogisticRegression(C=1.0, max_iter=2000)
+    lr.fit((x - mean) / scale, y)
+    return JoinModel(mean, scale, lr.coef_[0], float(lr.intercept_[0]), threshold, embedder, note)
+
+
+def fold_of(label: str) -> int:
+    return int(hashlib.sha256(label.encode()).hexdigest(), 16) % 2
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    parser.add_argument("--embedder", choices=["minilm", "static"], action="append")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of learning from the model's own trajectories")
+    parser.add_argument("--out", type=Path, default=ARTIFACT_DIR)
+    args = parser.parse_args(argv)
+    config = ClusterConfig()
+    for embedder in args.embedder or ["minilm", "static"]:
+        streams = [load_stream(args.data / name, embedder) for name in DEV_STREAMS]
+        # Held-out threshold selection: fit on one fold of gold stories, score the other.
+        f1 = {t: [] for t in THRESHOLDS}  # type: dict[float, list[float]]
+        for fold in (0, 1):
+            trains, tests = [], []
+            for s in streams:
+                labels = {g for g in s.gold if g is not None}
+                trains.append(s.subset({g for g in labels if fold_of(g) != fold}))
+                tests.append(s.subset({g for g in labels if fold_of(g) == fold}))
+            model = train(trains, embedder, config, args.rounds, f"fold {fold}")
+            for t in THRESHOLDS:
+                for test in tests:
+                    result = cluster_features(test.features, test.gold, model.with_threshold(t), config)
+                    f1[t].append(result.scores.bcubed_f1)
+            print(embedder, "fold", fold, {t: [round(v, 3) for v in f1[t][-len(tests):]] for t in THRESHOLDS}, flush=True)
+        best = max(THRESHOLDS, key=lambda t: (float(np.mean(f1[t])), -abs(t - 0.5)))
+        print(embedder, "chosen threshold", best, "held-out mean B-cubed F1", round(float(np.mean(f1[best])), 4))
+        final = train(streams, embedder, config, args.rounds,
+                      f"dev streams {', '.join(DEV_STREAMS)}; threshold by 2-fold story-grouped CV").with_threshold(best)
+        args.out.mkdir(parents=True, exist_ok=True)
+        final.save(args.out / f"join_{embedder}.json")
+        print("wrote", args.out / f"join_{embedder}.json", dict(zip(FEATURE_NAMES, np.round(final.coef, 3))))
+
+
+if __name__ == "__main__":
+    main()

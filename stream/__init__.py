@@ -1,0 +1,1 @@
+"""The streaming side of storywire: CLI, settings, and (later) Faust app, broker, web."""
