@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/storywire evaluate data/sample-news.jsonl --report reports/demo
+	$(VENV)/bin/storywire demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

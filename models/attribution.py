@@ -6,7 +6,8 @@ a missed attribution costs one weaker dispute signal, a false one costs a false 
 
 >>> [a.summary() for a in attributions("Islamic State claims responsibility for Crocus City Hall shooting")]
 ['claim: islamic state']
->>> [a.summary() for a in attributions("", "Putin pointed the finger of blame at Ukraine. Ukraine has vehemently denied any link to the attack.")]
+>>> text = "Putin pointed the finger of blame at Ukraine. Ukraine has vehemently denied any link to it."
+>>> [a.summary() for a in attributions("", text)]
 ['blame: ukraine (by putin)', 'denial: ukraine']
 """
 
@@ -22,16 +23,56 @@ _ACTOR = r"((?:[Tt]he\s+)?(?:so-called\s+)?(?:[A-Z][\w.'’-]*)(?:\s+(?:of\s+)?[
 _ADVERB = r"(?:\s+(?:has|have|had|was|were|is|also|later|quickly|vehemently|firmly|strongly|flatly|\w+ly))*"
 _PATTERNS: list[tuple[Kind, re.Pattern[str], int, int | None]] = [
     # kind, pattern, group of the responsible actor, group of the speaker
-    ("claim", re.compile(_ACTOR + r"(?:\s+group)?" + _ADVERB + r"\s+(?:claim(?:s|ed)?|took|takes|accepted)\s+(?:full\s+)?responsibility"), 1, None),
+    (
+        "claim",
+        re.compile(
+            _ACTOR
+            + r"(?:\s+group)?"
+            + _ADVERB
+            + r"\s+(?:claim(?:s|ed)?|took|takes|accepted)\s+(?:full\s+)?responsibility"
+        ),
+        1,
+        None,
+    ),
     ("claim", re.compile(r"(?:attack|bombing|shooting|assault)\s+(?:was\s+)?claimed\s+by\s+" + _ACTOR), 1, None),
-    ("blame", re.compile(_ACTOR + _ADVERB + r"\s+(?:blame[sd]?|accuse[sd]?|point(?:s|ed)?\s+(?:the\s+)?finger(?:\s+of\s+blame)?\s+at)\s+" + _ACTOR), 2, 1),
-    ("denial", re.compile(_ACTOR + _ADVERB + r"\s+(?:den(?:y|ies|ied)|reject(?:s|ed)?)\s+(?:any\s+)?(?:link|involvement|responsibility|role|claims?|accusations?)"), 1, None),
+    (
+        "blame",
+        re.compile(
+            _ACTOR
+            + _ADVERB
+            + r"\s+(?:blame[sd]?|accuse[sd]?|point(?:s|ed)?\s+(?:the\s+)?finger(?:\s+of\s+blame)?\s+at)\s+"
+            + _ACTOR
+        ),
+        2,
+        1,
+    ),
+    (
+        "denial",
+        re.compile(
+            _ACTOR
+            + _ADVERB
+            + r"\s+(?:den(?:y|ies|ied)|reject(?:s|ed)?)\s+(?:any\s+)?"
+            + r"(?:link|involvement|responsibility|role|claims?|accusations?)"
+        ),
+        1,
+        None,
+    ),
 ]
 _ALIASES = {
-    "is": "islamic state", "isis": "islamic state", "isil": "islamic state", "daesh": "islamic state",
-    "islamic state group": "islamic state", "isis-k": "islamic state", "kyiv": "ukraine",
-    "kiev": "ukraine", "kremlin": "russia", "moscow": "russia", "washington": "united states",
-    "us": "united states", "u.s.": "united states", "usa": "united states",
+    "is": "islamic state",
+    "isis": "islamic state",
+    "isil": "islamic state",
+    "daesh": "islamic state",
+    "islamic state group": "islamic state",
+    "isis-k": "islamic state",
+    "kyiv": "ukraine",
+    "kiev": "ukraine",
+    "kremlin": "russia",
+    "moscow": "russia",
+    "washington": "united states",
+    "us": "united states",
+    "u.s.": "united states",
+    "usa": "united states",
 }
 _NOT_ACTORS = {"it", "he", "she", "they", "this", "that", "police", "officials", "the"}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -63,7 +104,7 @@ class Attribution:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Attribution":
+    def from_dict(cls, data: dict[str, Any]) -> Attribution:
         return cls(**data)
 
 

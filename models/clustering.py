@@ -22,10 +22,12 @@ dicts (``to_dict`` / ``from_dict``), which is how the stream layer keeps it in F
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -38,18 +40,20 @@ from models.join_model import FEATURE_NAMES, JoinModel
 class ClusterConfig:
     """Knobs of the clusterer. Defaults are the configuration evaluated in the README."""
 
-    max_candidates: int = 24          # stories scored per article, from the inverted index
-    recent_candidates: int = 8        # plus this many most recently active stories
-    max_posting_scan: int = 400       # terms in more stories than this do not drive retrieval
-    event_threshold: float = 0.45     # similarity to join an event inside the chosen story
-    event_ttl_hours: float = 36.0     # an event silent this long is closed
-    story_ttl_hours: float = 168.0    # a story silent this long leaves the active state
-    events_scored: int = 6            # most recent events of a story used for dense_event
-    max_story_terms: int = 300        # vocabulary kept per story (pruned to the most frequent)
+    max_candidates: int = 24  # stories scored per article, from the inverted index
+    recent_candidates: int = 8  # plus this many most recently active stories
+    major_candidates: int = 16  # plus the largest active stories (refreshed every 100 articles)
+    max_posting_scan: int = 100  # terms in more stories than this do not drive retrieval
+    entity_veto_names: int = 3  # an article naming this many things, none known to a story, cannot join it
+    event_threshold: float = 0.45  # similarity to join an event inside the chosen story
+    event_ttl_hours: float = 36.0  # an event silent this long is closed
+    story_ttl_hours: float = 168.0  # a story silent this long leaves the active state
+    events_scored: int = 6  # most recent events of a story used for dense_event
+    max_story_terms: int = 300  # vocabulary kept per story (pruned to the most frequent)
     max_event_terms: int = 80
-    max_titles: int = 20              # recent titles kept per story for its label
-    max_vocabulary: int = 200_000     # online document frequencies kept
-    id_prefix: str = ""               # distinguishes shards: story ids are never reused
+    max_titles: int = 20  # recent titles kept per story for its label
+    max_vocabulary: int = 200_000  # online document frequencies kept
+    id_prefix: str = ""  # distinguishes shards: story ids are never reused
 
 
 @dataclass(slots=True)
@@ -60,8 +64,8 @@ class Assignment:
     event_id: str
     story_id: str
     score: float
-    decision: str                     # "new" (new story) or "join" (existing story)
-    event_decision: str               # "new" (new event: a development) or "join"
+    decision: str  # "new" (new story) or "join" (existing story)
+    event_decision: str  # "new" (new event: a development) or "join"
     timestamp: float
     model_version: str = MODEL_VERSION
 
@@ -115,20 +119,41 @@ class Event:
 
     def summary(self) -> dict[str, Any]:
         """What a story keeps of an event once it is no longer scored."""
-        return {"id": self.id, "title": self.title, "first_ts": self.first_ts, "last_ts": self.last_ts,
-                "size": self.size, "first_article": self.first_article}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "size": self.size,
+            "first_article": self.first_article,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "story_id": self.story_id, "first_ts": self.first_ts, "last_ts": self.last_ts,
-            "size": self.size, "vector_sum": self.vector_sum.tolist(), "terms": self.terms,
-            "title": self.title, "first_article": self.first_article,
+            "id": self.id,
+            "story_id": self.story_id,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "size": self.size,
+            "vector_sum": self.vector_sum.tolist(),
+            "terms": self.terms,
+            "title": self.title,
+            "first_article": self.first_article,
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Event":
-        event = cls(d["id"], d["story_id"], d["first_ts"], d["last_ts"], d["size"],
-                    np.asarray(d["vector_sum"], dtype=np.float64), dict(d["terms"]), d["title"], d["first_article"])
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        event = cls(
+            d["id"],
+            d["story_id"],
+            d["first_ts"],
+            d["last_ts"],
+            d["size"],
+            np.asarray(d["vector_sum"], dtype=np.float64),
+            dict(d["terms"]),
+            d["title"],
+            d["first_article"],
+        )
         event.refresh_centroid()
         return event
 
@@ -147,35 +172,75 @@ class Story:
     entities: dict[str, int]
     events: list[str]
     sources: dict[str, int]
-    titles: list[tuple[str, list[str]]]            # recent (title, its terms) for labelling
-    hourly: dict[int, int]                          # hour bucket -> articles, for rate and sparkline
+    titles: list[tuple[str, list[str]]]  # recent (title, its terms) for labelling
+    hourly: dict[int, int]  # hour bucket -> articles, for rate and sparkline
     attributions: list[dict[str, str]] = field(default_factory=list)
     past_events: list[dict[str, Any]] = field(default_factory=list)
     centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    event_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     def refresh_centroid(self) -> None:
         norm = float(np.linalg.norm(self.vector_sum))
         self.centroid = (self.vector_sum / norm if norm else self.vector_sum).astype(np.float32)
 
+    def refresh_events(self, events: dict[str, Event], recent: int) -> None:
+        """Cache the centroids of the story's most recent events (scored for every candidate)."""
+        self.event_centroids = np.stack([events[e].centroid for e in self.events[-recent:]])
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "seq": self.seq, "first_ts": self.first_ts, "last_ts": self.last_ts, "size": self.size,
-            "vector_sum": self.vector_sum.tolist(), "terms": self.terms, "entities": self.entities,
-            "events": self.events, "sources": self.sources, "titles": [list(t) for t in self.titles],
-            "hourly": {str(k): v for k, v in self.hourly.items()}, "attributions": self.attributions,
+            "id": self.id,
+            "seq": self.seq,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "size": self.size,
+            "vector_sum": self.vector_sum.tolist(),
+            "terms": self.terms,
+            "entities": self.entities,
+            "events": self.events,
+            "sources": self.sources,
+            "titles": [list(t) for t in self.titles],
+            "hourly": {str(k): v for k, v in self.hourly.items()},
+            "attributions": self.attributions,
             "past_events": self.past_events,
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Story":
+    def from_dict(cls, d: dict[str, Any]) -> Story:
         story = cls(
-            d["id"], d["seq"], d["first_ts"], d["last_ts"], d["size"], np.asarray(d["vector_sum"], dtype=np.float64),
-            dict(d["terms"]), dict(d["entities"]), list(d["events"]), dict(d["sources"]),
-            [(t[0], list(t[1])) for t in d["titles"]], {int(k): v for k, v in d["hourly"].items()},
-            list(d.get("attributions", [])), list(d.get("past_events", [])),
+            d["id"],
+            d["seq"],
+            d["first_ts"],
+            d["last_ts"],
+            d["size"],
+            np.asarray(d["vector_sum"], dtype=np.float64),
+            dict(d["terms"]),
+            dict(d["entities"]),
+            list(d["events"]),
+            dict(d["sources"]),
+            [(t[0], list(t[1])) for t in d["titles"]],
+            {int(k): v for k, v in d["hourly"].items()},
+            list(d.get("attributions", [])),
+            list(d.get("past_events", [])),
         )
         story.refresh_centroid()
         return story
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since the last :meth:`StoryClusterer.drain_changes`: the incremental checkpoint.
+
+    The stream layer writes only these to its tables, so persisting state costs per batch what the
+    batch touched, not the size of the whole state.
+    """
+
+    stories: set[str] = field(default_factory=set)
+    removed_stories: set[str] = field(default_factory=set)
+    assigned: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)  # assignments past the horizon
+    terms: set[str] = field(default_factory=set)  # document frequencies that moved
+    df_pruned: bool = False
 
 
 @dataclass(slots=True)
@@ -199,7 +264,7 @@ class StoryClusterer:
         self.config = config or ClusterConfig()
         self.stories: OrderedDict[str, Story] = OrderedDict()  # least recently active first
         self.events: dict[str, Event] = {}
-        self.postings: dict[str, dict[str, None]] = {}         # term -> stories using it
+        self.postings: dict[str, dict[str, None]] = {}  # term -> stories using it
         self.df: dict[str, int] = {}
         self.docs = 0
         self.next_story = 1
@@ -207,6 +272,8 @@ class StoryClusterer:
         self.watermark = -math.inf
         self.assigned: OrderedDict[str, Assignment] = OrderedDict()
         self.expired_stories = 0
+        self._major: list[str] = []
+        self.changes = Changes()
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
@@ -233,12 +300,22 @@ class StoryClusterer:
                 continue
             for sid in posting:
                 score[sid] = score.get(sid, 0.0) + w
-        chosen = sorted(score, key=lambda s: (-score[s], self.stories[s].seq))[: cfg.max_candidates]
+        chosen = heapq.nsmallest(cfg.max_candidates, score, key=lambda s: (-score[s], self.stories[s].seq))
         seen = set(chosen)
         limit = len(chosen) + cfg.recent_candidates
         for sid in reversed(self.stories):
             if len(chosen) >= limit:
                 break
+            if sid not in seen:
+                chosen.append(sid)
+                seen.add(sid)
+        # Short texts often share no selective term with their story: the big stories are always
+        # scored densely, so a terse update can still find the story it belongs to.
+        if self.docs % 100 == 0 or any(sid not in self.stories for sid in self._major):
+            self._major = heapq.nsmallest(
+                cfg.major_candidates, self.stories, key=lambda s: (-self.stories[s].size, self.stories[s].seq)
+            )
+        for sid in self._major:
             if sid not in seen:
                 chosen.append(sid)
                 seen.add(sid)
@@ -249,23 +326,44 @@ class StoryClusterer:
     def _features(self, f: ArticleFeatures, story_ids: list[str], weights: dict[str, float]) -> np.ndarray:
         stories = [self.stories[s] for s in story_ids]
         dense_story = np.stack([s.centroid for s in stories]) @ f.vector
-        recent = [s.events[-self.config.events_scored :] for s in stories]
-        starts = np.cumsum([0] + [len(r) for r in recent[:-1]])
-        event_sims = np.stack([self.events[e].centroid for r in recent for e in r]) @ f.vector
-        dense_event = np.maximum.reduceat(event_sims, starts)
+        matrices = [s.event_centroids for s in stories]
+        starts = np.cumsum([0] + [len(m) for m in matrices[:-1]])
+        dense_event = np.maximum.reduceat(np.concatenate(matrices) @ f.vector, starts)
+        inv_size = np.array([1.0 / s.size for s in stories])
+        w_terms = np.fromiter(weights.values(), float, len(weights))
+        terms_keys = list(weights)
+        counts = np.array([[s.terms.get(t, 0) for t in terms_keys] for s in stories], dtype=float).reshape(
+            len(stories), -1
+        )
+        terms = np.minimum(counts @ w_terms * inv_size, 1.0)
         ent_weights = self._entity_weights(f.entities)
-        rows = np.empty((len(stories), len(FEATURE_NAMES)))
-        best_dense = float(dense_story.max())
-        for i, story in enumerate(stories):
-            inv = 1.0 / story.size
-            terms = sum(w * story.terms.get(t, 0) for t, w in weights.items()) * inv
-            ents = sum(w * story.entities.get(e, 0) for e, w in ent_weights.items()) * inv
-            gap = max(0.0, f.timestamp - story.last_ts) / 3600.0
-            rows[i] = (
-                dense_story[i], dense_event[i], min(terms, 1.0), min(ents, 1.0), math.log1p(gap),
-                math.log1p(story.size), dense_story[i] * min(terms, 1.0), dense_story[i] - best_dense,
+        if ent_weights:
+            ents_keys = list(ent_weights)
+            ecounts = np.array([[s.entities.get(e, 0) for e in ents_keys] for s in stories], dtype=float)
+            w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
+            ents = np.minimum(ecounts @ w_ents * inv_size, 1.0)
+            novel_ents = (ecounts == 0) @ w_ents
+        else:
+            ents = np.zeros(len(stories))
+            novel_ents = np.zeros(len(stories))
+        coverage = (counts > 0) @ w_terms if len(w_terms) else np.zeros(len(stories))
+        last = np.array([s.last_ts for s in stories])
+        gap = np.log1p(np.maximum(0.0, f.timestamp - last) / 3600.0)
+        size = np.log1p(1.0 / inv_size)
+        return np.column_stack(
+            (
+                dense_story,
+                dense_event,
+                terms,
+                ents,
+                gap,
+                size,
+                dense_story * terms,
+                dense_story - dense_story.max(),
+                coverage,
+                novel_ents,
             )
-        return rows
+        )
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""
@@ -276,6 +374,11 @@ class StoryClusterer:
         if not cands.story_ids:
             return None, 0.0
         probs = self.model.probability(cands.features)
+        if self.config.entity_veto_names and len(f.entities) >= self.config.entity_veto_names:
+            # A name-rich article that shares no name with a story is about something else, however
+            # close the wording ("Kansas City parade shooting" vs "Crocus City Hall shooting").
+            novel = cands.features[:, FEATURE_NAMES.index("novel_entities")]
+            probs = np.where(novel >= 0.999, 0.0, probs)
         best = int(np.argmax(probs))
         p = float(probs[best])
         return (cands.story_ids[best] if p >= self.model.threshold else None), p
@@ -297,18 +400,22 @@ class StoryClusterer:
             decision, event_decision, score_out = "new", "new", score
         else:
             story = self.stories[story_id]
-            event, sim = self._best_event(f, story)
-            if event is None:
+            best, _ = self._best_event(f, story)
+            if best is None:
                 event = self._new_event(f, story)
                 event_decision = "new"
             else:
+                event = best
                 event.add(f, self.config.max_event_terms)
                 event_decision = "join"
             decision, score_out = "join", score
             self._add_to_story(f, story)
+        story.refresh_events(self.events, self.config.events_scored)
         self._learn_df(f)
         assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)
         self.assigned[f.id] = assignment
+        self.changes.stories.add(story.id)
+        self.changes.assigned.append(f.id)
         return assignment
 
     def _best_event(self, f: ArticleFeatures, story: Story) -> tuple[Event | None, float]:
@@ -330,7 +437,9 @@ class StoryClusterer:
 
     def _new_story(self, f: ArticleFeatures) -> Story:
         sid = f"{self.config.id_prefix}s{self.next_story}"
-        story = Story(sid, self.next_story, f.timestamp, f.timestamp, 0, np.zeros(len(f.vector)), {}, {}, [], {}, [], {})
+        story = Story(
+            sid, self.next_story, f.timestamp, f.timestamp, 0, np.zeros(len(f.vector)), {}, {}, [], {}, [], {}
+        )
         self.next_story += 1
         self.stories[sid] = story
         self._add_to_story(f, story)
@@ -378,15 +487,25 @@ class StoryClusterer:
             story.hourly = dict(sorted(story.hourly.items())[-72:])
         for a in f.attributions:
             if len(story.attributions) < 50:
-                story.attributions.append({"kind": a.kind, "actor": a.actor, "speaker": a.speaker,
-                                           "source": f.source, "article_id": f.id, "evidence": a.evidence})
+                story.attributions.append(
+                    {
+                        "kind": a.kind,
+                        "actor": a.actor,
+                        "speaker": a.speaker,
+                        "source": f.source,
+                        "article_id": f.id,
+                        "evidence": a.evidence,
+                    }
+                )
         self.stories.move_to_end(story.id)
 
     def _learn_df(self, f: ArticleFeatures) -> None:
         self.docs += 1
         for t in set(f.terms) | set(f.entities):
             self.df[t] = self.df.get(t, 0) + 1
+            self.changes.terms.add(t)
         if len(self.df) > self.config.max_vocabulary:
+            self.changes.df_pruned = True
             # Forget the rarest terms: they matter only inside stories, which keep their own counts.
             keep = sorted(self.df.items(), key=lambda kv: (-kv[1], kv[0]))[: self.config.max_vocabulary // 2]
             self.df = dict(keep)
@@ -421,14 +540,61 @@ class StoryClusterer:
                 self.events.pop(eid, None)
             gone.append(sid)
         self.expired_stories += len(gone)
+        self.changes.stories.difference_update(gone)
+        self.changes.removed_stories.update(gone)
         while self.assigned:
             aid, a = next(iter(self.assigned.items()))
             if a.timestamp >= horizon:
                 break
             del self.assigned[aid]
+            self.changes.forgotten.append(aid)
         return gone
 
     # ----------------------------------------------------------------- state
+    def drain_changes(self) -> Changes:
+        """Return what changed since the last call and start a new change set."""
+        changes, self.changes = self.changes, Changes()
+        return changes
+
+    def story_record(self, story_id: str) -> dict[str, Any]:
+        """One story with its active events: the unit the stream layer stores per table key."""
+        story = self.stories[story_id]
+        events = [self.events[e].to_dict() for e in story.events[-self.config.events_scored :] if e in self.events]
+        return {"story": story.to_dict(), "events": events}
+
+    def meta(self) -> dict[str, Any]:
+        """Counters and ids: everything in the state that is neither a story, a df nor an assignment."""
+        return {
+            "version": MODEL_VERSION,
+            "docs": self.docs,
+            "next_story": self.next_story,
+            "next_event": self.next_event,
+            "watermark": self.watermark if math.isfinite(self.watermark) else None,
+            "expired_stories": self.expired_stories,
+            "major": self._major,
+        }
+
+    @classmethod
+    def from_parts(
+        cls,
+        meta: dict[str, Any],
+        story_records: Iterable[dict[str, Any]],
+        df: dict[str, int],
+        assigned: Iterable[dict[str, Any]],
+        model: JoinModel,
+        config: ClusterConfig | None = None,
+    ) -> StoryClusterer:
+        """Rebuild from what :meth:`drain_changes` let the stream layer store (the inverse of it)."""
+        records = list(story_records)
+        data = {
+            **meta,
+            "stories": sorted((r["story"] for r in records), key=lambda s: (s["last_ts"], s["seq"])),
+            "events": [e for r in records for e in r["events"]],
+            "df": df,
+            "assigned": sorted(assigned, key=lambda a: (a["timestamp"], a["id"])),
+        }
+        return cls.from_dict(data, model, config)
+
     @property
     def active_events(self) -> int:
         return len(self.events)
@@ -441,14 +607,18 @@ class StoryClusterer:
             "version": MODEL_VERSION,
             "stories": [s.to_dict() for s in self.stories.values()],
             "events": [e.to_dict() for e in self.events.values()],
-            "df": self.df, "docs": self.docs, "next_story": self.next_story, "next_event": self.next_event,
+            "df": self.df,
+            "docs": self.docs,
+            "next_story": self.next_story,
+            "next_event": self.next_event,
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
             "assigned": [a.to_dict() for a in self.assigned.values()],
             "expired_stories": self.expired_stories,
+            "major": self._major,
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], model: JoinModel, config: ClusterConfig | None = None) -> "StoryClusterer":
+    def from_dict(cls, data: dict[str, Any], model: JoinModel, config: ClusterConfig | None = None) -> StoryClusterer:
         c = cls(model, config)
         for sd in data["stories"]:
             story = Story.from_dict(sd)
@@ -456,12 +626,22 @@ class StoryClusterer:
             for t in story.terms:
                 c.postings.setdefault(t, {})[story.id] = None
         c.events = {e["id"]: Event.from_dict(e) for e in data["events"]}
+        for story in c.stories.values():
+            story.refresh_events(c.events, c.config.events_scored)
         c.df, c.docs = dict(data["df"]), data["docs"]
         c.next_story, c.next_event = data["next_story"], data["next_event"]
         c.watermark = data["watermark"] if data["watermark"] is not None else -math.inf
         for a in data["assigned"]:
-            c.assigned[a["id"]] = Assignment(a["id"], a["event_id"], a["story_id"], a["score"], a["decision"],
-                                             a["event_decision"], a["timestamp"], a["model_version"])
+            c.assigned[a["id"]] = Assignment(
+                a["id"],
+                a["event_id"],
+                a["story_id"],
+                a["score"],
+                a["decision"],
+                a["event_decision"],
+                a["timestamp"],
+                a["model_version"],
+            )
         c.expired_stories = data.get("expired_stories", 0)
+        c._major = list(data.get("major", []))
         return c
-

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,20 +34,21 @@ class ArticleFeatures:
             "timestamp": self.timestamp,
             "title": self.title,
             "source": self.source,
-            "vector": [round(float(x), 6) for x in self.vector],
+            # Exact float32 bytes: a rounded vector could flip a borderline join after a round trip.
+            "vector_b64": base64.b64encode(np.asarray(self.vector, dtype="<f4").tobytes()).decode("ascii"),
             "terms": self.terms,
             "entities": self.entities,
             "attributions": [a.to_dict() for a in self.attributions],
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ArticleFeatures":
+    def from_dict(cls, data: dict[str, Any]) -> ArticleFeatures:
         return cls(
             id=data["id"],
             timestamp=float(data["timestamp"]),
             title=data["title"],
             source=data.get("source", ""),
-            vector=np.asarray(data["vector"], dtype=np.float32),
+            vector=np.frombuffer(base64.b64decode(data["vector_b64"]), dtype="<f4").astype(np.float32),
             terms=dict(data["terms"]),
             entities=list(data["entities"]),
             attributions=[Attribution.from_dict(a) for a in data.get("attributions", [])],

@@ -15,14 +15,16 @@ import numpy as np
 
 ARTIFACT_DIR = Path(__file__).parent / "artifacts"
 FEATURE_NAMES = (
-    "dense_story",       # cosine to the story centroid
-    "dense_event",       # best cosine to one of the story's active event centroids
-    "terms",             # share of the article's IDF mass that is typical of the story
-    "entities",          # the same over names, hashtags and acronyms
-    "log_gap_hours",     # log1p(hours since the story was last active)
-    "log_size",          # log1p(articles in the story)
-    "dense_x_terms",     # dense and lexical evidence reinforce each other
-    "rank_gap",          # this candidate's dense cosine minus the best candidate's
+    "dense_story",  # cosine to the story centroid
+    "dense_event",  # best cosine to one of the story's active event centroids
+    "terms",  # share of the article's IDF mass that is typical of the story
+    "entities",  # the same over names, hashtags and acronyms
+    "log_gap_hours",  # log1p(hours since the story was last active)
+    "log_size",  # log1p(articles in the story)
+    "dense_x_terms",  # dense and lexical evidence reinforce each other
+    "rank_gap",  # this candidate's dense cosine minus the best candidate's
+    "term_coverage",  # share of the article's IDF mass the story has used at all
+    "novel_entities",  # share of the article's names the story has never mentioned
 )
 
 
@@ -41,7 +43,7 @@ class JoinModel:
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
-    def with_threshold(self, threshold: float) -> "JoinModel":
+    def with_threshold(self, threshold: float) -> JoinModel:
         return JoinModel(self.mean, self.scale, self.coef, self.intercept, threshold, self.embedder, self.trained_on)
 
     def to_dict(self) -> dict[str, object]:
@@ -60,10 +62,12 @@ class JoinModel:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, embedder: str, directory: Path = ARTIFACT_DIR) -> "JoinModel":
+    def load(cls, embedder: str, directory: Path = ARTIFACT_DIR) -> JoinModel:
         path = directory / f"join_{embedder}.json"
         if not path.exists():
-            raise FileNotFoundError(f"no join model for embedder {embedder!r} at {path}; run python -m models.training.train_join")
+            raise FileNotFoundError(
+                f"no join model for embedder {embedder!r} at {path}; run python -m models.training.train_join"
+            )
         data = json.loads(path.read_text())
         if tuple(data["features"]) != FEATURE_NAMES:
             raise ValueError(f"{path} was trained on other features; retrain with python -m models.training.train_join")

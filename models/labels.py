@@ -8,7 +8,8 @@ a new development re-labels the story from its own counts.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from models.clustering import Story
 
@@ -45,3 +46,27 @@ def story_title(story: Story, idf: Idf) -> str:
         return sum(idf(t) * story.terms.get(t, 0) / story.size for t in terms) / mass * math.log1p(len(terms))
 
     return max(story.titles, key=centrality)[0]
+
+
+def story_snapshot(story: Story, idf: Idf, now: float, active_events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The public view of a story (the ``stories`` topic, the dashboard, the API).
+
+    ``rate_per_hour`` counts articles of the story in the last hour of event time before ``now``.
+    """
+    hour = int(now // 3600)
+    developments = (list(story.past_events) + active_events)[-20:]
+    return {
+        "id": story.id,
+        "title": story_title(story, idf),
+        "keywords": keywords(story, idf),
+        "entities": main_entities(story),
+        "articles": story.size,
+        "developments": developments,
+        "sources": dict(sorted(story.sources.items(), key=lambda kv: -kv[1])[:10]),
+        "first_seen": story.first_ts,
+        "last_seen": story.last_ts,
+        "rate_per_hour": story.hourly.get(hour, 0),
+        "hourly": {str(k): v for k, v in sorted(story.hourly.items())[-48:]},
+        "attributions": story.attributions[-20:],
+        "status": "active",
+    }

@@ -11,8 +11,8 @@ partitions are restricted to the labelled items before any measure is computed.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Hashable, Sequence
 
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 

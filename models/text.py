@@ -10,25 +10,74 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _TOKEN = re.compile(r"[#@]?[^\W_][\w'’\-]*", re.UNICODE)
 _EXTRA_STOP = {
-    "rt", "via", "amp", "new", "says", "said", "say", "just", "like", "get", "got", "make", "day",
-    "week", "year", "years", "today", "time", "one", "two", "news", "report", "reports", "update",
-    "video", "photos", "watch", "live", "people", "know", "good", "want", "need", "going", "http",
-    "https", "que", "del", "los", "las", "por", "una", "con", "para", "che", "per", "non", "della",
+    "rt",
+    "via",
+    "amp",
+    "new",
+    "says",
+    "said",
+    "say",
+    "just",
+    "like",
+    "get",
+    "got",
+    "make",
+    "day",
+    "week",
+    "year",
+    "years",
+    "today",
+    "time",
+    "one",
+    "two",
+    "news",
+    "report",
+    "reports",
+    "update",
+    "video",
+    "photos",
+    "watch",
+    "live",
+    "people",
+    "know",
+    "good",
+    "want",
+    "need",
+    "going",
+    "http",
+    "https",
+    "que",
+    "del",
+    "los",
+    "las",
+    "por",
+    "una",
+    "con",
+    "para",
+    "che",
+    "per",
+    "non",
+    "della",
 }
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | _EXTRA_STOP
 MAX_TERMS = 64
 
 
-def _normalise(token: str) -> str:
+def _name_norm(token: str) -> str:
+    """Names are only lower-cased and lose a possessive: "Kansas" must not become "kansa"."""
     token = token.lower().replace("’", "'").strip("'-")
-    if token.endswith("'s"):
-        token = token[:-2]
+    return token[:-2] if token.endswith("'s") else token
+
+
+def _normalise(token: str) -> str:
+    token = _name_norm(token)
     if len(token) > 4 and token.endswith("ies"):
         token = token[:-3] + "y"
     elif len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
@@ -69,39 +118,71 @@ def _is_title_case(words: list[str]) -> bool:
     return bool(alpha) and sum(w[0].isupper() for w in alpha) >= 0.8 * len(alpha) and len(alpha) > 2
 
 
-def entities(title: str, text: str = "") -> set[str]:
-    """Names an article mentions: capitalised words inside sentences, hashtags, acronyms.
+def _name_runs(chunk: str, accept: Callable[[int, str, bool], bool]) -> list[str]:
+    """Maximal runs of adjacent accepted capitalised words, as lower-case phrases.
 
-    A capital at the start of a sentence says nothing. Title-case headlines capitalise everything, so their capitals only count when the body (or
-    another sentence) also capitalises the same word.
+    A run may start with a sentence-initial capital when the next word continues the name
+    ("Islamic State claimed" gives "islamic state"); alone, a sentence-initial capital says nothing.
+    """
+    matches = [m for m in _TOKEN.finditer(_URL.sub(" ", chunk))]
+    phrases: list[str] = []
+    run: list[str] = []
+    pending = ""  # a sentence-initial capital that may open a multi-word name
+    for i, m in enumerate(matches):
+        word = m.group()
+        gap = chunk[matches[i - 1].end() : m.start()] if i else ". "
+        adjacent = i > 0 and gap.strip(" -") == ""
+        if not adjacent:
+            if run:
+                phrases.append(" ".join(run))
+            run, pending = [], ""
+        sentence_start = i == 0 or any(mark in gap for mark in ".!?:")
+        norm = _name_norm(word.lstrip("#"))
+        capital = word[0].isupper() and norm not in STOP_WORDS and len(norm) >= 3
+        if capital and accept(i, word, sentence_start):
+            if pending and not run:
+                run.append(pending)
+            run.append(norm)
+            pending = ""
+        else:
+            if run:
+                phrases.append(" ".join(run))
+            run = []
+            pending = norm if capital and sentence_start else ""
+    if run:
+        phrases.append(" ".join(run))
+    return phrases
+
+
+def entities(title: str, text: str = "") -> set[str]:
+    """Names an article mentions, as phrases: capitalised runs inside sentences, hashtags, acronyms.
+
+    Multi-word names stay whole, so "Kansas City" and "Crocus City Hall" share nothing. A capital
+    at the start of a sentence says nothing on its own. Title-case headlines capitalise everything,
+    so their capitals only count when the body also capitalises the same word.
 
     >>> sorted(entities("Islamic State claims responsibility for Crocus City Hall shooting"))
-    ['city', 'crocus', 'hall', 'state']
+    ['crocus city hall', 'islamic state']
+    >>> sorted(entities("Gunmen kill 2 at Kansas City parade", "Police in Missouri said the FBI helps."))
+    ['fbi', 'kansas city', 'missouri']
     """
     found: set[str] = set()
-    for chunk, is_title in ((title, True), (text, False)):
-        words = tokens(chunk)
-        title_case = is_title and _is_title_case(words)
-        for i, word in enumerate(words):
-            if word[0] == "#" and len(word) > 3:
-                found.add(_normalise(word[1:]))
-                continue
-            if word[0] == "@" or not word[0].isupper():
-                continue
-            norm = _normalise(word)
-            if len(norm) < 3 or norm in STOP_WORDS:
-                continue
-            sentence_start = i == 0 or _ends_sentence(chunk, words[i - 1])
-            if (sentence_start or title_case) and not word.isupper():
-                continue
-            found.add(norm)
-    if title and _is_title_case(tokens(title)) and text:
-        body_caps = {_normalise(w) for w in tokens(text) if w[0].isupper()}
-        found |= {_normalise(w) for w in tokens(title) if w[0].isupper()} & body_caps
+    for word in tokens(f"{title} {text}"):
+        if word[0] == "#" and len(word) > 3:
+            found.add(_name_norm(word[1:]))
+    title_case = _is_title_case(tokens(title))
+    body_caps = {_name_norm(w) for w in tokens(text) if w[0].isupper()}
+
+    def in_title(i: int, word: str, sentence_start: bool) -> bool:
+        if word[0] == "#":
+            return False
+        if title_case:
+            return _name_norm(word) in body_caps and bool(text)
+        return word.isupper() or not sentence_start
+
+    def in_text(i: int, word: str, sentence_start: bool) -> bool:
+        return word[0] != "#" and (word.isupper() or not sentence_start)
+
+    found.update(_name_runs(title, in_title))
+    found.update(_name_runs(text, in_text))
     return {e for e in found if e not in STOP_WORDS and len(e) >= 3}
-
-
-def _ends_sentence(chunk: str, previous: str) -> bool:
-    at = chunk.find(previous)
-    follow = chunk[at + len(previous) : at + len(previous) + 2] if at >= 0 else ""
-    return any(mark in follow for mark in ".!?:")

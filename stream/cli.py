@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -30,6 +31,30 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--assignments", type=Path, metavar="OUT.jsonl", help="write one assignment per article")
     ev.add_argument("--report", type=Path, metavar="DIR", help="write report.md and PNG plots to DIR")
     ev.add_argument("--join-threshold", type=float, help="override the trained join threshold (0..1)")
+
+    wk = sub.add_parser("worker", help="run a stream worker (Faust agents, tables, web server)")
+    wk.add_argument("--broker", help="kafka://host:port (default: $STORYWIRE_BROKER)")
+    wk.add_argument("--embedder", choices=["minilm", "static"], help="default: $STORYWIRE_EMBEDDER or minilm")
+    wk.add_argument("--web-port", type=int, help="port of the web server (default: $STORYWIRE_WEB_PORT or 6066)")
+    wk.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+
+    rp = sub.add_parser("replay", help="publish a JSON-lines file of articles to the articles topic")
+    rp.add_argument("file", type=Path, help="JSON-lines articles")
+    rp.add_argument("--broker", help="kafka://host:port (default: $STORYWIRE_BROKER)")
+    pace = rp.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, metavar="N", help="send N articles per second")
+    pace.add_argument("--speed", type=float, metavar="X", help="replay event time X times faster than real time")
+    pace.add_argument("--max", action="store_true", help="send as fast as possible (the default)")
+
+    dm = sub.add_parser("demo", help="local broker + worker + replay of the bundled sample (Ctrl-C stops)")
+    dm.add_argument("--input", type=Path, help="JSON-lines articles to replay (default: the bundled sample)")
+    dm.add_argument("--embedder", choices=["minilm", "static"], help="default: $STORYWIRE_EMBEDDER or minilm")
+    dm.add_argument("--broker", help="use this Kafka cluster instead of starting a local broker")
+    dm.add_argument("--until-idle", action="store_true", help="stop once every line is assigned or dead-lettered")
+    dm.add_argument("--json", action="store_true", help="with --until-idle: print one JSON summary line")
+    dm.add_argument("--assignments", type=Path, metavar="OUT.jsonl", help="with --until-idle: write assignments")
+    dm.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --until-idle (default 900)")
+    dm.add_argument("--web-port", type=int, help="port of the worker's web server (default: a free port)")
     return parser
 
 
@@ -47,8 +72,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         _fail(f"--join-threshold must be between 0 and 1, got {args.join_threshold}")
     embedder = args.embedder or settings.embedder
     threshold = args.join_threshold if args.join_threshold is not None else settings.join_threshold
-    result, bad, seconds = run_evaluation(args.file, embedder, settings.cluster_config(), threshold,
-                                          settings.embed_batch_size)
+    result, bad, seconds = run_evaluation(
+        args.file, embedder, settings.cluster_config(), threshold, settings.embed_batch_size
+    )
     data = summary(result, seconds)
     data["skipped_lines"] = len(bad)
     if args.assignments:
@@ -67,6 +93,75 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """CLI flags win over environment variables."""
+    update = {}
+    for flag in ("broker", "embedder", "web_port"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            update[flag] = value
+    if update.get("broker") and not str(update["broker"]).startswith("kafka://"):
+        _fail(f"--broker must look like kafka://host:port, got {update['broker']!r}")
+    return settings.model_copy(update=update)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _with_flags(settings, args)
+    if not settings.broker:
+        _fail("no broker: pass --broker kafka://host:port or set STORYWIRE_BROKER (or run `storywire demo`)")
+    import faust
+
+    from stream.app import create_app
+    from stream.replay import bootstrap_of
+    from stream.topics import ensure_topics
+
+    ensure_topics(bootstrap_of(settings.broker), settings.partitions)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _with_flags(settings, args)
+    if not args.file.is_file():
+        _fail(f"no such file: {args.file} (give a JSON-lines file of articles)")
+    if not settings.broker:
+        _fail("no broker: pass --broker kafka://host:port or set STORYWIRE_BROKER")
+    for flag in ("rate", "speed"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            _fail(f"--{flag} must be a positive number, got {value}")
+    from stream.replay import replay
+
+    summary = replay(args.file, settings.broker, rate=args.rate, speed=args.speed)
+    print(
+        json.dumps(
+            {
+                "sent": summary.sent,
+                "invalid": summary.invalid,
+                "seconds": round(summary.seconds, 3),
+                "per_second": round(summary.rate, 1),
+            }
+        )
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.settings import SAMPLE_STREAM
+
+    settings = _with_flags(settings, args)
+    source = args.input or SAMPLE_STREAM
+    if not source.is_file():
+        _fail(f"no such file: {source} (give --input a JSON-lines file of articles)")
+    if (args.json or args.assignments) and not args.until_idle:
+        _fail("--json and --assignments need --until-idle (a live demo has no end to summarise)")
+    from stream.demo import run_demo
+
+    return run_demo(settings, source, args.until_idle, args.json, args.assignments, args.timeout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -74,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         err = exc.errors()[0]
         _fail(f"bad setting STORYWIRE_{str(err['loc'][0]).upper()}: {err['msg']}")
-    commands = {"evaluate": cmd_evaluate}
+    commands = {"evaluate": cmd_evaluate, "worker": cmd_worker, "replay": cmd_replay, "demo": cmd_demo}
     return commands[args.command](args, settings)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -48,8 +49,12 @@ def read_labelled(path: Path) -> tuple[list[LabelledArticle], list[BadLine]]:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=stderr, transient=False, disable=not stderr.is_terminal and "PYTEST_CURRENT_TEST" in __import__("os").environ,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
     )
 
 
@@ -68,7 +73,7 @@ def run_evaluation(
     """Read, order, embed and cluster a file; returns the result, the bad lines and total seconds."""
     items, bad = read_labelled(path)
     for b in bad:
-        stderr.print(f"[yellow]{path}:{b.line}: skipped: {b.reason}")
+        sys.stderr.write(f"{path}:{b.line}: skipped: {b.reason}\n")
     items = event_time_order(items)
     model = JoinModel.load(embedder_name)
     if join_threshold is not None:
@@ -83,8 +88,9 @@ def run_evaluation(
             progress.advance(task, len(batch))
         embed_seconds = time.perf_counter() - start
         task = progress.add_task("clustering", total=len(items))
-        result = cluster_features(features, [x.gold for x in items], model, config,
-                                  progress=lambda n: progress.advance(task, n))
+        result = cluster_features(
+            features, [x.gold for x in items], model, config, progress=lambda n: progress.advance(task, n)
+        )
     result.seconds_embed = embed_seconds
     return result, bad, time.perf_counter() - start
 
@@ -108,8 +114,18 @@ def summary(result: ReplayResult, seconds: float) -> dict[str, Any]:
 
 def write_assignments(result: ReplayResult, out: TextIO) -> None:
     for a in result.assignments:
-        out.write(json.dumps({"id": a.article_id, "event_id": a.event_id, "story_id": a.story_id,
-                              "score": round(a.score, 4), "decision": a.decision}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "id": a.article_id,
+                    "event_id": a.event_id,
+                    "story_id": a.story_id,
+                    "score": round(a.score, 4),
+                    "decision": a.decision,
+                }
+            )
+            + "\n"
+        )
 
 
 def print_table(path: Path, embedder: str, data: dict[str, Any], console: TextIO = sys.stdout) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ def _plot_stories_over_time(result: ReplayResult, out: Path) -> None:
         hours[a.story_id][int(a.timestamp // 3600)] += 1
     top = sorted(hours, key=lambda s: -sum(hours[s].values()))[:8]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    times = [datetime.fromtimestamp(a.timestamp, timezone.utc) for a in result.assignments]
+    times = [datetime.fromtimestamp(a.timestamp, UTC) for a in result.assignments]
     seen: set[str] = set()
     cumulative = []
     for a in result.assignments:
@@ -35,7 +35,7 @@ def _plot_stories_over_time(result: ReplayResult, out: Path) -> None:
     ax1.set_title("Stories over time")
     for sid in top:
         xs = sorted(hours[sid])
-        ax2.plot([datetime.fromtimestamp(h * 3600, timezone.utc) for h in xs], [hours[sid][h] for h in xs], label=sid)
+        ax2.plot([datetime.fromtimestamp(h * 3600, UTC) for h in xs], [hours[sid][h] for h in xs], label=sid)
     ax2.set_ylabel("articles / hour")
     ax2.legend(loc="upper left", fontsize=7, ncol=4)
     fig.autofmt_xdate()
@@ -76,7 +76,8 @@ def write_report(result: ReplayResult, summary: dict[str, Any], source: Path, em
     lines = [
         f"# storywire evaluation: {source.name}",
         "",
-        f"Embedder `{embedder}`, {summary['articles']} articles, {summary['articles_per_second']} articles/s end to end.",
+        f"Embedder `{embedder}`, {summary['articles']} articles, "
+        f"{summary['articles_per_second']} articles/s end to end.",
         "",
         "| measure | value |",
         "|---|---|",
@@ -94,8 +95,10 @@ def write_report(result: ReplayResult, summary: dict[str, Any], source: Path, em
     purity_of = {sid: p for sid, _, p in purity}
     for story in sorted(clusterer.stories.values(), key=lambda s: -s.size)[:15]:
         title = story_title(story, idf).replace("|", "/")
-        lines.append(f"| {story.id} | {story.size} | {len(story.events)} | {purity_of.get(story.id, float('nan')):.2f} "
-                     f"| {title} | {', '.join(keywords(story, idf, 6))} |")
+        lines.append(
+            f"| {story.id} | {story.size} | {len(story.events)} | {purity_of.get(story.id, float('nan')):.2f} "
+            f"| {title} | {', '.join(keywords(story, idf, 6))} |"
+        )
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

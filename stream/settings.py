@@ -25,11 +25,37 @@ class Settings(BaseSettings):
     embedder: Literal["minilm", "static"] = Field("minilm", description="sentence embedder")
     embed_batch_size: int = Field(32, ge=1, le=512, description="texts per encoder call")
     join_threshold: float | None = Field(None, ge=0.0, le=1.0, description="override the trained join threshold")
-    event_threshold: float = Field(ClusterConfig.event_threshold, ge=0.0, le=1.0, description="similarity to join an event")
+    event_threshold: float = Field(
+        ClusterConfig.event_threshold, ge=0.0, le=1.0, description="similarity to join an event"
+    )
     event_ttl_hours: float = Field(ClusterConfig.event_ttl_hours, gt=0, description="an event silent this long closes")
     story_ttl_hours: float = Field(ClusterConfig.story_ttl_hours, gt=0, description="a story silent this long expires")
     max_candidates: int = Field(ClusterConfig.max_candidates, ge=1, description="stories scored per article")
     cache_dir: Path | None = Field(None, description="where the distilled static model and caches live")
+
+    # --- streaming runtime (stream/app.py)
+    broker: str | None = Field(None, description="kafka://host:port; unset: `demo` starts a local broker")
+    local_broker: bool = Field(
+        False, description="the broker is the embedded tansu: enable its workarounds (one record per batch)"
+    )
+    app_id: str = Field("storywire", description="Faust app id: consumer group and changelog topic prefix")
+    store: str = Field("memory://", description="table store: memory:// (tests, demo) or rocksdb:// (production)")
+    data_dir: Path = Field(Path("var/worker"), description="worker data directory (RocksDB tables)")
+    partitions: int = Field(4, ge=1, description="partitions of the articles topic: the embed stage's parallelism")
+    web_host: str = Field("127.0.0.1", description="address of the worker's web server (dashboard, API, /metrics)")
+    web_port: int = Field(6066, ge=0, le=65535, description="port of the worker's web server")
+    cluster_batch_size: int = Field(256, ge=1, description="embedded articles taken per cluster step")
+    allowed_lateness_seconds: float = Field(
+        0.5, ge=0, description="event-time window in which the cluster step re-orders articles before deciding"
+    )
+    reorder_idle_seconds: float = Field(1.0, gt=0, description="an idle stream releases its re-order buffer after this")
+    session_timeout_seconds: float = Field(
+        10.0, gt=0, description="consumer session timeout (the local broker wants 2-3 s)"
+    )
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as ``STORYWIRE_*`` variables, to hand the same configuration to a child process."""
+        return {f"STORYWIRE_{k.upper()}": str(v) for k, v in self.model_dump().items() if v is not None}
 
     def cluster_config(self) -> ClusterConfig:
         return ClusterConfig(

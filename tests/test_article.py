@@ -10,7 +10,7 @@ BASE = {"id": "a1", "title": "Quake hits Chile", "published_at": "2024-03-22T18:
 def test_valid_article_normalises_time_to_utc_and_keeps_unknown_fields():
     a = parse_article({**BASE, "body": "Strong quake.", "section": "world"})
     assert a.published_at.isoformat() == "2024-03-22T17:00:00+00:00"
-    assert a.text == "Strong quake."          # `body` is accepted for `text`
+    assert a.text == "Strong quake."  # `body` is accepted for `text`
     assert a.model_extra == {"section": "world"}
 
 

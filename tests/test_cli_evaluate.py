@@ -22,8 +22,17 @@ def test_evaluate_sample_with_default_model(tmp_path: Path):
     proc = storywire("evaluate", str(SAMPLE), "--json", "--assignments", str(out), "--report", str(report))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key in ("bcubed_precision", "bcubed_recall", "bcubed_f1", "ami", "ari", "clusters", "gold_clusters",
-                "articles", "articles_per_second"):
+    for key in (
+        "bcubed_precision",
+        "bcubed_recall",
+        "bcubed_f1",
+        "ami",
+        "ari",
+        "clusters",
+        "gold_clusters",
+        "articles",
+        "articles_per_second",
+    ):
         assert key in result
     assert result["articles"] == 420 and result["gold_clusters"] == 10
     assert result["bcubed_f1"] > 0.8, result

@@ -59,7 +59,9 @@ def test_state_stays_bounded_as_history_grows():
     peak = 0
     for i in range(3000):
         v = rng.normal(size=256).astype(np.float32)
-        f = ArticleFeatures(f"a{i}", i * 60.0, f"t{i}", "src", v / np.linalg.norm(v), {f"w{i}": 1, f"topic{i // 50}": 1}, [])
+        f = ArticleFeatures(
+            f"a{i}", i * 60.0, f"t{i}", "src", v / np.linalg.norm(v), {f"w{i}": 1, f"topic{i // 50}": 1}, []
+        )
         c.learn_one(f)
         peak = max(peak, len(c.stories))
     # 3,000 articles one minute apart, a new topic every 50, 2 h TTL: whatever the joins, only the
@@ -75,7 +77,10 @@ def test_new_development_opens_an_event_inside_the_story():
     base = {"crocus": 1, "moscow": 1, "attack": 1}
     c.learn_one(ArticleFeatures("a", 0, "attack", "A", v[0], base, ["crocus"]))
     second = c.learn_one(ArticleFeatures("b", 60, "attack again", "B", v[0], base, ["crocus"]))
-    claim = c.learn_one(ArticleFeatures("c", 120, "claim", "C", (v[0] + v[1]) / np.sqrt(2),
-                                        {**base, "claim": 1, "islamic": 1}, ["crocus"]))
+    claim = c.learn_one(
+        ArticleFeatures(
+            "c", 120, "claim", "C", (v[0] + v[1]) / np.sqrt(2), {**base, "claim": 1, "islamic": 1}, ["crocus"]
+        )
+    )
     assert second.story_id == claim.story_id == "s1"
     assert second.event_decision == "join" and claim.event_decision == "new" and claim.event_id != second.event_id

@@ -7,8 +7,8 @@ hub: this machine (and many production hosts) have no route to one.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -1,0 +1,250 @@
+"""The Faust app: topics, tables and the two agents. Agents stay thin; the work is in ``models/``.
+
+articles ─► embed (stateless, N partitions) ─► embedded ─► cluster (one writer per shard)
+   └─ invalid ─► articles.deadletter                           ├─► assignments
+                                                               └─► stories (compacted)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import faust
+from faust.types import EventT
+
+from models.article import Article, ArticleError, parse_article
+from models.embedders import Embedder, load_embedder
+from models.features import ArticleFeatures, featurize_batch
+from models.join_model import JoinModel
+from stream import metrics
+from stream.batching import run_batched
+from stream.cluster_step import ClusterStep, StateTables
+from stream.settings import Settings
+from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES
+
+log = logging.getLogger("storywire")
+
+SHARD_KEY = b"shard-0"  # one cluster shard: every embedded article goes to its single partition
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """Faust settings, with the local broker's workarounds when it is the embedded tansu."""
+    session = 3.0 if settings.local_broker else settings.session_timeout_seconds
+    options: dict[str, Any] = {
+        "broker": settings.broker or "kafka://127.0.0.1:9092",
+        "store": settings.store,
+        "datadir": str(settings.data_dir),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": 1,
+        "processing_guarantee": "at_least_once",
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": max(0.5, session / 6),
+        "broker_rebalance_timeout": max(10.0, session * 2),
+        "broker_commit_interval": 1.0,
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        "web_enabled": True,
+        "table_cleanup_interval": 60.0,
+    }
+    if settings.local_broker:
+        # tansu answers end offsets per batch, not per record: one record per batch keeps table
+        # recovery exact (see ../shared/notes/local-broker.md). Real Kafka needs none of this.
+        options["producer_max_batch_size"] = 1
+    return options
+
+
+class Runtime:
+    """What the agents share: the lazily loaded embedder, the executors, the cluster step."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embed_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self.cluster_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster")
+        self._embedder: Embedder | None = None
+        self._embedder_lock = asyncio.Lock()
+        self.step: ClusterStep[EventT] | None = None
+        self.snapshots: dict[str, dict[str, Any]] = {}  # latest published snapshot per active story
+
+    async def embedder(self) -> Embedder:
+        async with self._embedder_lock:
+            if self._embedder is None:
+                loop = asyncio.get_running_loop()
+                self._embedder = await loop.run_in_executor(self.embed_pool, load_embedder, self.settings.embedder)
+            return self._embedder
+
+
+AgentFun = Callable[[faust.StreamT], Awaitable[None]]
+
+
+def fail_fast(app: faust.App) -> Callable[[AgentFun], AgentFun]:
+    """An agent that dies stops the worker (non-zero exit) instead of leaving a live husk behind:
+    a supervisor restarts it, and it recovers from its tables and committed offsets."""
+
+    def wrap(fun: AgentFun) -> AgentFun:
+        @functools.wraps(fun)
+        async def run(stream: faust.StreamT) -> None:
+            try:
+                await fun(stream)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("agent %s crashed; stopping the worker", fun.__name__)
+                await app.crash(exc)
+                raise
+
+        return run
+
+    return wrap
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(settings.app_id, **faust_options(settings))
+    rt = Runtime(settings)
+    app.storywire_runtime = rt  # type: ignore[attr-defined]
+
+    articles = app.topic(ARTICLES, value_type=bytes, value_serializer="raw", partitions=settings.partitions)
+    deadletter = app.topic(DEADLETTER, value_type=bytes, value_serializer="raw", partitions=1)
+    embedded = app.topic(EMBEDDED, key_serializer="raw", value_serializer="json", partitions=1)
+    assignments = app.topic(ASSIGNMENTS, key_serializer="raw", value_serializer="json", partitions=1)
+    stories = app.topic(STORIES, key_serializer="raw", value_serializer="json", partitions=1, compacting=True)
+    app.topic(ALERTS, key_serializer="raw", value_serializer="json", partitions=1)
+
+    # Tables are co-partitioned with `embedded` (one partition per shard) and written only by `cluster`.
+    tables = StateTables(
+        stories=app.Table("cluster-stories", partitions=1, key_type=str),
+        df=app.Table("cluster-df", partitions=1, key_type=str),
+        meta=app.Table("cluster-meta", partitions=1, key_type=str),
+        assigned=app.Table("cluster-assigned", partitions=1, key_type=str),
+    )
+    model = JoinModel.load(settings.embedder)
+    if settings.join_threshold is not None:
+        model = model.with_threshold(settings.join_threshold)
+
+    @app.agent(articles)
+    @fail_fast(app)
+    async def embed(agent_stream: faust.StreamT) -> None:
+        """Validate and embed micro-batches; invalid input goes to the dead-letter topic, never lost."""
+        stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
+        loop = asyncio.get_running_loop()
+
+        async def handle(events: list[EventT]) -> None:
+            valid: list[Article] = []
+            for event in events:
+                raw = event.message.value
+                try:
+                    valid.append(parse_article(raw if isinstance(raw, bytes) else bytes(raw or b"")))
+                except ArticleError as exc:
+                    await send_deadletter(event, exc.reason)
+            metrics.ARTICLES_IN.inc(len(events))
+            if valid:
+                embedder = await rt.embedder()
+                started = time.perf_counter()
+                features = await loop.run_in_executor(rt.embed_pool, featurize_batch, valid, embedder)
+                metrics.EMBED_SECONDS.observe(time.perf_counter() - started)
+                for f in features:
+                    await embedded.send(key=SHARD_KEY, value=f.to_dict())
+            for event in events:
+                await stream.ack(event)
+
+        await run_batched(stream, settings.embed_batch_size, handle)
+
+    async def send_deadletter(event: EventT, reason: str) -> None:
+        msg = event.message
+        metrics.DEADLETTERS.inc()
+        await deadletter.send(
+            key=msg.key,
+            value=msg.value if isinstance(msg.value, bytes) else b"",
+            headers={
+                "storywire-reason": reason.encode(),
+                "storywire-source": f"{msg.topic}/{msg.partition}/{msg.offset}".encode(),
+            },
+        )
+
+    @app.agent(embedded, concurrency=1)
+    @fail_fast(app)
+    async def cluster(agent_stream: faust.StreamT) -> None:
+        """The shard's single writer: re-order by event time, decide, checkpoint, publish."""
+        stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
+        loop = asyncio.get_running_loop()
+        step = ClusterStep[EventT](model, settings.cluster_config(), tables, settings.allowed_lateness_seconds)
+        rt.step = step
+        last_event: list[EventT] = []  # table writes need an event of the shard's partition
+
+        async def decide(flush: bool) -> None:
+            if not step.restored:
+                log.info("cluster state restored: %d active stories", step.restore())
+                rt.snapshots = {sid: step.snapshot(sid, time.time()) for sid in step.clusterer.stories}
+            started = time.perf_counter()
+            decided = await loop.run_in_executor(rt.cluster_pool, step.decide, flush)
+            metrics.REORDER_BUFFER.set(len(step.buffer))
+            if not decided:
+                return
+            # Table writes go to the changelog partition of the current event; this task has none
+            # of its own, so name one (every event here is from the shard's single partition).
+            stream._set_current_event(last_event[-1])
+            out = step.checkpoint(decided, time.time())
+            metrics.CLUSTER_SECONDS.observe(time.perf_counter() - started)
+            for d in out.decisions:
+                record = {**d.assignment.to_dict(), "processed_at": time.time(), "late": d.late}
+                await assignments.send(key=d.assignment.article_id.encode(), value=record)
+                if d.new:
+                    metrics.ASSIGNMENTS.labels(decision=d.assignment.decision).inc()
+                    if d.late:
+                        metrics.LATE.inc()
+                else:
+                    metrics.DUPLICATES.inc()
+            for snap in out.snapshots:
+                await stories.send(key=snap["id"].encode(), value=snap)
+                if snap["status"] == "expired":
+                    rt.snapshots.pop(snap["id"], None)
+                else:
+                    rt.snapshots[snap["id"]] = snap
+            metrics.ACTIVE_STORIES.set(len(step.clusterer.stories))
+            metrics.ACTIVE_EVENTS.set(step.clusterer.active_events)
+            for d in out.decisions:
+                await stream.ack(d.token)
+
+        async def handle(events: list[EventT]) -> None:
+            last_event[:] = events[-1:]
+            for event in events:
+                step.offer(ArticleFeatures.from_dict(cast(dict[str, Any], event.value)), event)
+            await decide(flush=False)
+
+        async def on_idle() -> None:
+            if len(step.buffer) and last_event:
+                await decide(flush=True)
+
+        await run_batched(stream, settings.cluster_batch_size, handle, settings.reorder_idle_seconds, on_idle)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers loosely
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """Losing the shard: drop held articles (unacknowledged, the new owner gets them) and rebuild
+        from the tables if the shard comes back."""
+        revoked: set[Any] = args[0] if args else set()
+        if rt.step is not None and any(tp.topic == EMBEDDED for tp in revoked):
+            rt.step.reset()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0] if args else set()
+        for topic in (ARTICLES, EMBEDDED):
+            metrics.ASSIGNED_PARTITIONS.labels(topic=topic).set(sum(tp.topic == topic for tp in assigned))
+
+    @app.page("/api/stories")
+    async def api_stories(web: Any, request: Any) -> Any:
+        top = sorted(rt.snapshots.values(), key=lambda s: (-s["articles"], s["id"]))[:100]
+        return web.json({"stories": top})
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        body, content_type = metrics.exposition()
+        return web.bytes(body, headers={"Content-Type": content_type})
+
+    return app

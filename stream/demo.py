@@ -1,0 +1,193 @@
+"""``storywire demo``: local broker + worker + replay, end to end over real sockets.
+
+The worker runs as its own process (``storywire worker``), exactly as in production; this module
+only launches, feeds and watches it. With ``--until-idle`` it waits until every replayed line is
+either assigned or dead-lettered, prints a JSON summary and stops everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from rich.console import Console
+
+from stream.broker import LocalBroker, free_port
+from stream.replay import bootstrap_of, replay
+from stream.settings import Settings
+from stream.topics import ALERTS, ASSIGNMENTS, DEADLETTER, ensure_topics
+
+console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def worker_process(
+    settings: Settings, broker: str, local: bool, log_path: Path, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``storywire worker`` as a child process; stopped with SIGTERM (then SIGKILL) on exit."""
+    child_env = {**os.environ, **settings.as_env(), "STORYWIRE_BROKER": broker, **env}
+    child_env["STORYWIRE_LOCAL_BROKER"] = "1" if local else "0"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker"],
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@dataclass
+class Outcome:
+    """What the pipeline produced, read back from its output topics."""
+
+    assignments: dict[str, dict[str, Any]] = field(default_factory=dict)  # article id -> latest
+    deadletters: set[str] = field(default_factory=set)  # source topic/partition/offset
+    alerts: set[str] = field(default_factory=set)
+
+    @property
+    def stories(self) -> int:
+        return len({a["story_id"] for a in self.assignments.values()})
+
+
+class OutputWatcher:
+    """Reads ``assignments``, ``articles.deadletter`` and ``alerts`` from the beginning, without a group."""
+
+    def __init__(self, broker: str) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_of(broker), enable_auto_commit=False, consumer_timeout_ms=500
+        )
+        self.outcome = Outcome()
+        self._assigned: set[str] = set()
+
+    def _assign(self) -> None:
+        partitions = []
+        for topic in (ASSIGNMENTS, DEADLETTER, ALERTS):
+            for p in self.consumer.partitions_for_topic(topic) or ():
+                partitions.append(TopicPartition(topic, p))
+        new = {f"{tp.topic}/{tp.partition}" for tp in partitions} - self._assigned
+        if new:
+            self.consumer.assign(partitions)
+            fresh = [tp for tp in partitions if f"{tp.topic}/{tp.partition}" in new]
+            self.consumer.seek_to_beginning(*fresh)
+            self._assigned |= new
+
+    def poll(self) -> Outcome:
+        self._assign()
+        for records in self.consumer.poll(timeout_ms=500, max_records=5000).values():
+            for r in records:
+                if r.topic == ASSIGNMENTS:
+                    value = json.loads(r.value)
+                    self.outcome.assignments[value["id"]] = value
+                elif r.topic == DEADLETTER:
+                    headers = dict(r.headers or [])
+                    self.outcome.deadletters.add(headers.get("storywire-source", b"").decode() or f"{r.offset}")
+                elif r.topic == ALERTS:
+                    self.outcome.alerts.add(json.loads(r.value).get("id", str(r.offset)))
+        return self.outcome
+
+    def wait_for(self, expected: int, timeout: float, worker: subprocess.Popen[bytes] | None = None) -> Outcome:
+        deadline = time.monotonic() + timeout
+        with console.status("waiting for the pipeline") as status:
+            while time.monotonic() < deadline:
+                out = self.poll()
+                done = len(out.assignments) + len(out.deadletters)
+                status.update(f"pipeline: {done}/{expected} lines assigned or dead-lettered")
+                if done >= expected:
+                    return out
+                if worker is not None and worker.poll() is not None:
+                    raise RuntimeError(f"the worker exited with code {worker.returncode}")
+        done = len(self.outcome.assignments) + len(self.outcome.deadletters)
+        raise TimeoutError(f"only {done} of {expected} lines were assigned or dead-lettered within {timeout:.0f} s")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def run_demo(
+    settings: Settings,
+    input_path: Path,
+    until_idle: bool,
+    as_json: bool,
+    assignments_out: Path | None,
+    timeout: float,
+) -> int:
+    local = settings.broker is None
+    workdir = Path(tempfile.mkdtemp(prefix="storywire-demo-"))
+    if settings.web_port == 6066 and local:
+        settings = settings.model_copy(update={"web_port": free_port()})
+    settings = settings.model_copy(update={"data_dir": workdir / "worker"})
+    with contextlib.ExitStack() as stack:
+        if local:
+            broker = stack.enter_context(LocalBroker(log_path=workdir / "broker.log"))
+            url = broker.url
+            console.print(f"local broker (tansu) at {broker.bootstrap}")
+        else:
+            url = str(settings.broker)
+        ensure_topics(bootstrap_of(url), settings.partitions)
+        worker = stack.enter_context(worker_process(settings, url, local, workdir / "worker.log"))
+        console.print(f"worker log: {workdir / 'worker.log'}")
+        console.print(f"stories API: http://{settings.web_host}:{settings.web_port}/api/stories")
+        console.print(f"metrics:     http://{settings.web_host}:{settings.web_port}/metrics")
+        sent = replay(input_path, url, console=console)
+        console.print(f"replayed {sent.sent} lines ({sent.invalid} invalid) in {sent.seconds:.1f} s")
+        if not until_idle:
+            console.print("running; Ctrl-C stops the worker and the broker")
+            with contextlib.suppress(KeyboardInterrupt):
+                while worker.poll() is None:
+                    time.sleep(0.5)
+            return 0
+        watcher = OutputWatcher(url)
+        stack.callback(watcher.close)
+        try:
+            out = watcher.wait_for(sent.sent, timeout, worker)
+        except (TimeoutError, RuntimeError) as exc:
+            console.print(f"[red]{exc}[/red]; worker log: {workdir / 'worker.log'}")
+            return 1
+        if assignments_out:
+            assignments_out.parent.mkdir(parents=True, exist_ok=True)
+            with assignments_out.open("w") as handle:
+                for a in sorted(out.assignments.values(), key=lambda a: (a["timestamp"], a["id"])):
+                    keep = ("id", "event_id", "story_id", "score", "decision", "event_decision")
+                    handle.write(json.dumps({k: a[k] for k in keep}) + "\n")
+        summary = {
+            "articles_in": sent.sent,
+            "assignments": len(out.assignments),
+            "deadletters": len(out.deadletters),
+            "stories": out.stories,
+            "alerts": len(out.alerts),
+            "webhooks_delivered": 0,
+        }
+        if as_json:
+            print(json.dumps(summary))
+        else:
+            for key, value in summary.items():
+                console.print(f"{key:>20}: {value}")
+    return 0

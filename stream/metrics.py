@@ -1,0 +1,21 @@
+"""Prometheus metrics of the worker (served at ``/metrics`` by the Faust web server)."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+ARTICLES_IN = Counter("storywire_articles_received_total", "Messages read from the articles topic")
+DEADLETTERS = Counter("storywire_deadletters_total", "Invalid articles sent to the dead-letter topic")
+ASSIGNMENTS = Counter("storywire_assignments_total", "Articles assigned to a story", ["decision"])
+DUPLICATES = Counter("storywire_duplicate_articles_total", "Redelivered articles answered from state")
+LATE = Counter("storywire_late_articles_total", "Articles that arrived after their event-time turn")
+EMBED_SECONDS = Histogram("storywire_embed_batch_seconds", "Time to validate and embed one micro-batch")
+CLUSTER_SECONDS = Histogram("storywire_cluster_batch_seconds", "Time to decide and checkpoint one batch")
+ACTIVE_STORIES = Gauge("storywire_active_stories", "Stories in the active state")
+ACTIVE_EVENTS = Gauge("storywire_active_events", "Events in the active state")
+REORDER_BUFFER = Gauge("storywire_reorder_buffer_articles", "Articles waiting for their event-time turn")
+ASSIGNED_PARTITIONS = Gauge("storywire_assigned_partitions", "Input partitions this worker owns", ["topic"])
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST
