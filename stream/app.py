@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -30,6 +31,7 @@ from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, S
 
 log = logging.getLogger("storywire")
 
+DASHBOARD = Path(__file__).parent / "web" / "dashboard.html"
 SHARD_KEY = b"shard-0"  # one cluster shard: every embedded article goes to its single partition
 
 
@@ -236,6 +238,10 @@ def create_app(settings: Settings) -> faust.App:
         assigned: set[Any] = args[0] if args else set()
         for topic in (ARTICLES, EMBEDDED):
             metrics.ASSIGNED_PARTITIONS.labels(topic=topic).set(sum(tp.topic == topic for tp in assigned))
+
+    @app.page("/")
+    async def dashboard(web: Any, request: Any) -> Any:
+        return web.html(DASHBOARD.read_text())
 
     @app.page("/api/stories")
     async def api_stories(web: Any, request: Any) -> Any:

@@ -154,6 +154,7 @@ def run_demo(
         ensure_topics(bootstrap_of(url), settings.partitions)
         worker = stack.enter_context(worker_process(settings, url, local, workdir / "worker.log"))
         console.print(f"worker log: {workdir / 'worker.log'}")
+        console.print(f"dashboard:   http://{settings.web_host}:{settings.web_port}/")
         console.print(f"stories API: http://{settings.web_host}:{settings.web_port}/api/stories")
         console.print(f"metrics:     http://{settings.web_host}:{settings.web_port}/metrics")
         sent = replay(input_path, url, console=console)

@@ -134,6 +134,8 @@ def test_worker_restart_recovers_tables_without_loss_or_double_counting(broker: 
             after = watcher.wait_for(420, 180, w2).assignments
             time.sleep(1.0)
             stories = api_stories(settings.web_port)
+            page = urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/", timeout=5).read().decode()
+            assert "/api/stories" in page and "<title>storywire" in page  # the dashboard is served
             assert metric(settings.web_port, "storywire_duplicate_articles_total") >= len(resent)
     finally:
         watcher.close()
