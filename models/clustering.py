@@ -176,6 +176,7 @@ class Story:
     hourly: dict[int, int]  # hour bucket -> articles, for rate and sparkline
     attributions: list[dict[str, str]] = field(default_factory=list)
     past_events: list[dict[str, Any]] = field(default_factory=list)
+    alert_state: dict[str, Any] = field(default_factory=dict)  # what models.alerts has raised for it
     centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     event_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
@@ -203,6 +204,7 @@ class Story:
             "hourly": {str(k): v for k, v in self.hourly.items()},
             "attributions": self.attributions,
             "past_events": self.past_events,
+            "alert_state": self.alert_state,
         }
 
     @classmethod
@@ -222,6 +224,7 @@ class Story:
             {int(k): v for k, v in d["hourly"].items()},
             list(d.get("attributions", [])),
             list(d.get("past_events", [])),
+            dict(d.get("alert_state", {})),
         )
         story.refresh_centroid()
         return story

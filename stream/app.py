@@ -27,7 +27,8 @@ from stream import metrics
 from stream.batching import run_batched
 from stream.cluster_step import ClusterStep, StateTables
 from stream.settings import Settings
-from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES
+from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES, WEBHOOKS_DEADLETTER
+from stream.webhooks import WebhookEndpoint, WebhookSender
 
 log = logging.getLogger("storywire")
 
@@ -73,6 +74,7 @@ class Runtime:
         self._embedder_lock = asyncio.Lock()
         self.step: ClusterStep[EventT] | None = None
         self.snapshots: dict[str, dict[str, Any]] = {}  # latest published snapshot per active story
+        self.alerts: list[dict[str, Any]] = []  # the most recent alerts, for the dashboard
 
     async def embedder(self) -> Embedder:
         async with self._embedder_lock:
@@ -116,7 +118,9 @@ def create_app(settings: Settings) -> faust.App:
     embedded = app.topic(EMBEDDED, key_serializer="raw", value_serializer="json", partitions=1)
     assignments = app.topic(ASSIGNMENTS, key_serializer="raw", value_serializer="json", partitions=1)
     stories = app.topic(STORIES, key_serializer="raw", value_serializer="json", partitions=1, compacting=True)
-    app.topic(ALERTS, key_serializer="raw", value_serializer="json", partitions=1)
+    alerts = app.topic(ALERTS, key_serializer="raw", value_serializer="json", partitions=1)
+    webhook_deadletter = app.topic(WEBHOOKS_DEADLETTER, key_serializer="raw", value_serializer="json", partitions=1)
+    endpoints = settings.webhook_endpoints()
 
     # Tables are co-partitioned with `embedded` (one partition per shard) and written only by `cluster`.
     tables = StateTables(
@@ -202,6 +206,10 @@ def create_app(settings: Settings) -> faust.App:
                         metrics.LATE.inc()
                 else:
                     metrics.DUPLICATES.inc()
+                for alert in d.alerts:
+                    await alerts.send(key=alert.id.encode(), value=alert.to_dict())
+                    metrics.ALERTS.labels(type=alert.type).inc()
+                    rt.alerts = (rt.alerts + [alert.to_dict()])[-200:]
             for snap in out.snapshots:
                 await stories.send(key=snap["id"].encode(), value=snap)
                 if snap["status"] == "expired":
@@ -225,6 +233,31 @@ def create_app(settings: Settings) -> faust.App:
 
         await run_batched(stream, settings.cluster_batch_size, handle, settings.reorder_idle_seconds, on_idle)
 
+    @app.agent(alerts)
+    @fail_fast(app)
+    async def deliver(agent_stream: faust.StreamT) -> None:
+        """Hand each alert to the webhook sender; acknowledge it once every endpoint is done with it."""
+        stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
+
+        async def dead(endpoint: WebhookEndpoint, alert: dict[str, Any], reason: str) -> None:
+            record = {"alert": alert, "url": endpoint.url, "reason": reason, "failed_at": time.time()}
+            await webhook_deadletter.send(key=str(alert["id"]).encode(), value=record)
+
+        sender = WebhookSender(
+            endpoints, dead, on_outcome=lambda outcome: metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
+        )
+        await sender.start()
+        try:
+            async for event in stream.events():
+
+                async def ack(event: EventT = event) -> None:
+                    await stream.ack(event)
+
+                if not sender.submit(cast(dict[str, Any], event.value), ack):
+                    await ack()
+        finally:
+            await sender.stop()
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers loosely
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         """Losing the shard: drop held articles (unacknowledged, the new owner gets them) and rebuild
@@ -247,6 +280,10 @@ def create_app(settings: Settings) -> faust.App:
     async def api_stories(web: Any, request: Any) -> Any:
         top = sorted(rt.snapshots.values(), key=lambda s: (-s["articles"], s["id"]))[:100]
         return web.json({"stories": top})
+
+    @app.page("/api/alerts")
+    async def api_alerts(web: Any, request: Any) -> Any:
+        return web.json({"alerts": list(reversed(rt.alerts))})
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:

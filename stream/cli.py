@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--assignments", type=Path, metavar="OUT.jsonl", help="with --until-idle: write assignments")
     dm.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --until-idle (default 900)")
     dm.add_argument("--web-port", type=int, help="port of the worker's web server (default: a free port)")
+    dm.add_argument("--webhook", action="append", default=[], metavar="URL", help="POST alerts here (repeatable)")
+    dm.add_argument(
+        "--webhook-secret", action="append", default=[], metavar="S", help="HMAC secret of each --webhook, in order"
+    )
     return parser
 
 
@@ -157,6 +161,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         _fail(f"no such file: {source} (give --input a JSON-lines file of articles)")
     if (args.json or args.assignments) and not args.until_idle:
         _fail("--json and --assignments need --until-idle (a live demo has no end to summarise)")
+    if args.webhook:
+        if len(args.webhook_secret) != len(args.webhook):
+            _fail("give one --webhook-secret per --webhook (in the same order)")
+        hooks = [{"url": u, "secret": k} for u, k in zip(args.webhook, args.webhook_secret)]
+        try:
+            from stream.webhooks import WebhookEndpoint
+
+            WebhookEndpoint.parse_list(json.dumps(hooks))
+        except ValueError as exc:
+            _fail(str(exc))
+        settings = settings.model_copy(update={"webhooks": json.dumps(hooks)})
     from stream.demo import run_demo
 
     return run_demo(settings, source, args.until_idle, args.json, args.assignments, args.timeout)

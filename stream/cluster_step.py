@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from models.alerts import Alert, AlertRules
 from models.clustering import Assignment, ClusterConfig, StoryClusterer
 from models.features import ArticleFeatures
 from models.join_model import JoinModel
@@ -46,6 +47,7 @@ class Decision(Generic[T]):
     token: T  # what the caller needs to acknowledge the input (a Kafka event)
     new: bool  # False: a redelivered article, answered from the stored assignment
     late: bool
+    alerts: list[Alert] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class ClusterStep(Generic[T]):
         self.clusterer = StoryClusterer(model, config)
         self.restored = False
         self.duplicates = 0
+        self.rules = AlertRules()
 
     def restore(self) -> int:
         """Rebuild the clusterer from the tables; returns the number of active stories recovered."""
@@ -95,7 +98,12 @@ class ClusterStep(Generic[T]):
             new = features.id not in self.clusterer.assigned
             if not new:
                 self.duplicates += 1
-            decisions.append(Decision(self.clusterer.learn_one(features), token, new, late))
+            assignment = self.clusterer.learn_one(features)
+            alerts = []
+            if new and assignment.story_id in self.clusterer.stories:
+                story = self.clusterer.stories[assignment.story_id]
+                alerts = self.rules.on_assignment(story, assignment)
+            decisions.append(Decision(assignment, token, new, late, alerts))
         return decisions
 
     def checkpoint(self, decisions: list[Decision[T]], now: float) -> StepOutput[T]:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ class Outcome:
 
     assignments: dict[str, dict[str, Any]] = field(default_factory=dict)  # article id -> latest
     deadletters: set[str] = field(default_factory=set)  # source topic/partition/offset
-    alerts: set[str] = field(default_factory=set)
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # alert id -> alert
 
     @property
     def stories(self) -> int:
@@ -110,7 +111,8 @@ class OutputWatcher:
                     headers = dict(r.headers or [])
                     self.outcome.deadletters.add(headers.get("storywire-source", b"").decode() or f"{r.offset}")
                 elif r.topic == ALERTS:
-                    self.outcome.alerts.add(json.loads(r.value).get("id", str(r.offset)))
+                    alert = json.loads(r.value)
+                    self.outcome.alerts[alert["id"]] = alert
         return self.outcome
 
     def wait_for(self, expected: int, timeout: float, worker: subprocess.Popen[bytes] | None = None) -> Outcome:
@@ -129,6 +131,38 @@ class OutputWatcher:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def worker_metric(settings: Settings, name: str) -> float:
+    """One sample from the worker's /metrics (0 when absent)."""
+    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    body = urllib.request.urlopen(url, timeout=5).read().decode()
+    values = [float(line.split()[-1]) for line in body.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else 0.0
+
+
+def settle_alerts(
+    watcher: OutputWatcher, settings: Settings, quiet: float = 2.0, limit: float = 120.0
+) -> tuple[Outcome, int]:
+    """After the last assignment: wait until alerts stop arriving and every webhook delivery has an
+    outcome (delivered or dead-lettered); return the outcome and the deliveries."""
+    endpoints = len(settings.webhook_endpoints())
+    deadline = time.monotonic() + limit
+    seen, stable_since = -1, time.monotonic()
+    delivered = 0.0
+    while time.monotonic() < deadline:
+        out = watcher.poll()
+        if len(out.alerts) != seen:
+            seen, stable_since = len(out.alerts), time.monotonic()
+        expected = (
+            sum(1 for a in out.alerts.values() for e in settings.webhook_endpoints() if e.wants(a)) if endpoints else 0
+        )
+        name = "storywire_webhook_deliveries_total"
+        delivered = worker_metric(settings, name + '{outcome="delivered"}')
+        finished = delivered + worker_metric(settings, name + '{outcome="dead_lettered"}')
+        if time.monotonic() - stable_since >= quiet and finished >= expected:
+            break
+    return watcher.outcome, int(delivered)
 
 
 def run_demo(
@@ -178,13 +212,14 @@ def run_demo(
                 for a in sorted(out.assignments.values(), key=lambda a: (a["timestamp"], a["id"])):
                     keep = ("id", "event_id", "story_id", "score", "decision", "event_decision")
                     handle.write(json.dumps({k: a[k] for k in keep}) + "\n")
+        out, delivered = settle_alerts(watcher, settings)
         summary = {
             "articles_in": sent.sent,
             "assignments": len(out.assignments),
             "deadletters": len(out.deadletters),
             "stories": out.stories,
             "alerts": len(out.alerts),
-            "webhooks_delivered": 0,
+            "webhooks_delivered": delivered,
         }
         if as_json:
             print(json.dumps(summary))

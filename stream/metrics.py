@@ -14,6 +14,8 @@ CLUSTER_SECONDS = Histogram("storywire_cluster_batch_seconds", "Time to decide a
 ACTIVE_STORIES = Gauge("storywire_active_stories", "Stories in the active state")
 ACTIVE_EVENTS = Gauge("storywire_active_events", "Events in the active state")
 REORDER_BUFFER = Gauge("storywire_reorder_buffer_articles", "Articles waiting for their event-time turn")
+ALERTS = Counter("storywire_alerts_total", "Alerts raised", ["type"])
+WEBHOOK_DELIVERIES = Counter("storywire_webhook_deliveries_total", "Webhook deliveries by outcome", ["outcome"])
 ASSIGNED_PARTITIONS = Gauge("storywire_assigned_partitions", "Input partitions this worker owns", ["topic"])
 
 

@@ -6,12 +6,15 @@ Every knob the runtime reads lives here, so the README's configuration table is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.clustering import ClusterConfig
+
+if TYPE_CHECKING:
+    from stream.webhooks import WebhookEndpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_STREAM = REPO_ROOT / "data" / "sample-news.jsonl"
@@ -52,6 +55,20 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout (the local broker wants 2-3 s)"
     )
+
+    webhooks: str | None = Field(
+        None, description='JSON list of webhook endpoints: [{"url", "secret", "types", "min_severity", "format"}]'
+    )
+    webhooks_file: Path | None = Field(None, description="a file holding the same JSON list")
+
+    def webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """Endpoints from operator configuration only (env or file), never from input."""
+        from stream.webhooks import WebhookEndpoint
+
+        endpoints = WebhookEndpoint.parse_list(self.webhooks) if self.webhooks else []
+        if self.webhooks_file:
+            endpoints += WebhookEndpoint.parse_list(self.webhooks_file.read_text())
+        return endpoints
 
     def as_env(self) -> dict[str, str]:
         """The settings as ``STORYWIRE_*`` variables, to hand the same configuration to a child process."""

@@ -20,6 +20,7 @@ EMBEDDED = "embedded"
 ASSIGNMENTS = "assignments"
 STORIES = "stories"
 ALERTS = "alerts"
+WEBHOOKS_DEADLETTER = "webhooks.deadletter"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def topic_specs(article_partitions: int) -> list[TopicSpec]:
         TopicSpec(ASSIGNMENTS, 1),
         TopicSpec(STORIES, 1, compacted=True),
         TopicSpec(ALERTS, 1),
+        TopicSpec(WEBHOOKS_DEADLETTER, 1),
     ]
 
 
