@@ -68,5 +68,7 @@ def story_snapshot(story: Story, idf: Idf, now: float, active_events: list[dict[
         "rate_per_hour": story.hourly.get(hour, 0),
         "hourly": {str(k): v for k, v in sorted(story.hourly.items())[-48:]},
         "attributions": story.attributions[-20:],
+        "headlines": [t for t, _ in story.titles[-10:]][::-1],
+        "disputed": bool(story.alert_state.get("dispute")),
         "status": "active",
     }

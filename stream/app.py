@@ -26,6 +26,7 @@ from models.join_model import JoinModel
 from stream import metrics
 from stream.batching import run_batched
 from stream.cluster_step import ClusterStep, StateTables
+from stream.live import LiveFeed
 from stream.settings import Settings
 from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES, WEBHOOKS_DEADLETTER
 from stream.webhooks import WebhookEndpoint, WebhookSender
@@ -75,6 +76,7 @@ class Runtime:
         self.step: ClusterStep[EventT] | None = None
         self.snapshots: dict[str, dict[str, Any]] = {}  # latest published snapshot per active story
         self.alerts: list[dict[str, Any]] = []  # the most recent alerts, for the dashboard
+        self.live = LiveFeed()
 
     async def embedder(self) -> Embedder:
         async with self._embedder_lock:
@@ -210,12 +212,14 @@ def create_app(settings: Settings) -> faust.App:
                     await alerts.send(key=alert.id.encode(), value=alert.to_dict())
                     metrics.ALERTS.labels(type=alert.type).inc()
                     rt.alerts = (rt.alerts + [alert.to_dict()])[-200:]
+                    rt.live.publish("alert", alert.to_dict())
             for snap in out.snapshots:
                 await stories.send(key=snap["id"].encode(), value=snap)
                 if snap["status"] == "expired":
                     rt.snapshots.pop(snap["id"], None)
                 else:
                     rt.snapshots[snap["id"]] = snap
+                rt.live.publish("story", snap)
             metrics.ACTIVE_STORIES.set(len(step.clusterer.stories))
             metrics.ACTIVE_EVENTS.set(step.clusterer.active_events)
             for d in out.decisions:
@@ -284,6 +288,11 @@ def create_app(settings: Settings) -> faust.App:
     @app.page("/api/alerts")
     async def api_alerts(web: Any, request: Any) -> Any:
         return web.json({"alerts": list(reversed(rt.alerts))})
+
+    @app.page("/api/events")
+    async def api_events(web: Any, request: Any) -> Any:
+        """Server-sent events: ``story`` (a snapshot) and ``alert``, as they are published."""
+        return await rt.live.stream(request)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
