@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import EventT
 
 from models.article import Article, ArticleError, parse_article
@@ -150,6 +151,7 @@ def create_app(settings: Settings) -> faust.App:
                     valid.append(parse_article(raw if isinstance(raw, bytes) else bytes(raw or b"")))
                 except ArticleError as exc:
                     await send_deadletter(event, exc.reason)
+            ingested_at = time.time()
             metrics.ARTICLES_IN.inc(len(events))
             if valid:
                 embedder = await rt.embedder()
@@ -157,7 +159,7 @@ def create_app(settings: Settings) -> faust.App:
                 features = await loop.run_in_executor(rt.embed_pool, featurize_batch, valid, embedder)
                 metrics.EMBED_SECONDS.observe(time.perf_counter() - started)
                 for f in features:
-                    await embedded.send(key=SHARD_KEY, value=f.to_dict())
+                    await embedded.send(key=SHARD_KEY, value={**f.to_dict(), "ingested_at": ingested_at})
             for event in events:
                 await stream.ack(event)
 
@@ -165,7 +167,7 @@ def create_app(settings: Settings) -> faust.App:
 
     async def send_deadletter(event: EventT, reason: str) -> None:
         msg = event.message
-        metrics.DEADLETTERS.inc()
+        metrics.DEADLETTERS.labels(reason=reason.split(":")[0][:60]).inc()
         await deadletter.send(
             key=msg.key,
             value=msg.value if isinstance(msg.value, bytes) else b"",
@@ -184,6 +186,7 @@ def create_app(settings: Settings) -> faust.App:
         step = ClusterStep[EventT](model, settings.cluster_config(), tables, settings.allowed_lateness_seconds)
         rt.step = step
         last_event: list[EventT] = []  # table writes need an event of the shard's partition
+        ingested: dict[str, float] = {}  # article id -> when the embed stage read it, for latency
 
         async def decide(flush: bool) -> None:
             if not step.restored:
@@ -199,8 +202,13 @@ def create_app(settings: Settings) -> faust.App:
             stream._set_current_event(last_event[-1])
             out = step.checkpoint(decided, time.time())
             metrics.CLUSTER_SECONDS.observe(time.perf_counter() - started)
+            now = time.time()
             for d in out.decisions:
-                record = {**d.assignment.to_dict(), "processed_at": time.time(), "late": d.late}
+                since = ingested.pop(d.assignment.article_id, now)
+                metrics.ASSIGNMENT_LATENCY.observe(now - since)
+                for _ in d.alerts:
+                    metrics.ALERT_LATENCY.observe(now - since)
+                record = {**d.assignment.to_dict(), "processed_at": now, "late": d.late}
                 await assignments.send(key=d.assignment.article_id.encode(), value=record)
                 if d.new:
                     metrics.ASSIGNMENTS.labels(decision=d.assignment.decision).inc()
@@ -228,7 +236,9 @@ def create_app(settings: Settings) -> faust.App:
         async def handle(events: list[EventT]) -> None:
             last_event[:] = events[-1:]
             for event in events:
-                step.offer(ArticleFeatures.from_dict(cast(dict[str, Any], event.value)), event)
+                value = cast(dict[str, Any], event.value)
+                ingested[value["id"]] = float(value.get("ingested_at", time.time()))
+                step.offer(ArticleFeatures.from_dict(value), event)
             await decide(flush=False)
 
         async def on_idle() -> None:
@@ -294,9 +304,8 @@ def create_app(settings: Settings) -> faust.App:
         """Server-sent events: ``story`` (a snapshot) and ``alert``, as they are published."""
         return await rt.live.stream(request)
 
-    @app.page("/metrics")
-    async def prometheus(web: Any, request: Any) -> Any:
-        body, content_type = metrics.exposition()
-        return web.bytes(body, headers={"Content-Type": content_type})
+    # Faust's own sensors (messages, rebalances, commit latency, end and committed offset per
+    # partition: the lag) and ours share the default registry, served at /metrics.
+    setup_prometheus_sensors(app, "/metrics", name_prefix="storywire_faust")
 
     return app

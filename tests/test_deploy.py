@@ -48,11 +48,16 @@ def test_worker_env_names_only_real_settings():
 
 
 def test_grafana_dashboard_queries_metrics_the_worker_exports():
+    from faust.sensors.prometheus import FaustMetrics
+    from prometheus_client import CollectorRegistry
     from prometheus_client.metrics import MetricWrapperBase
 
     from stream import metrics
 
     exported = {m.describe()[0].name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    faust_registry = CollectorRegistry()
+    FaustMetrics.create(faust_registry, "storywire_faust")  # what setup_prometheus_sensors registers
+    exported |= {m.name for m in faust_registry.collect()}
     dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "storywire.json").read_text())
     used = {
         re.sub(r"_(total|bucket|sum|count)$", "", name)
