@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from models.article import ArticleError, parse_article
 from models.clustering import ClusterConfig
@@ -19,6 +19,7 @@ from models.embedders import load_embedder
 from models.features import ArticleFeatures, featurize_batch
 from models.join_model import JoinModel
 from models.replay import LabelledArticle, ReplayResult, cluster_features, event_time_order
+from stream.progress import progress_bar
 
 stderr = Console(stderr=True)
 
@@ -48,14 +49,7 @@ def read_labelled(path: Path) -> tuple[list[LabelledArticle], list[BadLine]]:
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=False,
-    )
+    return progress_bar(stderr)
 
 
 def _batches(items: list[LabelledArticle], size: int) -> Iterator[list[LabelledArticle]]:

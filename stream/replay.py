@@ -13,9 +13,9 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from models.article import ArticleError, parse_article
+from stream.progress import progress_bar
 
 TOPIC = "articles"
 
@@ -76,14 +76,7 @@ def replay(
     console = console or Console(stderr=True)
     first_ts = next((line.timestamp for line in lines if line.timestamp is not None), None)
     start = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]replay"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not progress,
-    ) as bar:
+    with progress_bar(console, disable=not progress) as bar:
         task = bar.add_task("replay", total=len(lines))
         for i, line in enumerate(lines):
             due = None

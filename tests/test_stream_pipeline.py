@@ -41,6 +41,17 @@ def partition(assignments: Path) -> set[frozenset[str]]:
     return {frozenset(g) for g in groups.values()}
 
 
+def offline_partition(source: Path, tmp_path: Path) -> set[frozenset[str]]:
+    """The stories ``storywire evaluate`` finds in ``source`` (static embedder), as a partition."""
+    offline = tmp_path / "offline.jsonl"
+    ev = subprocess.run(
+        [*STORYWIRE, "evaluate", str(source), "--embedder", "static", "--assignments", str(offline)],
+        cwd=REPO, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    return partition(offline)
+
+
 def with_bad_lines(tmp_path: Path) -> tuple[Path, int]:
     lines = SAMPLE.read_text().splitlines()
     bad = ["{not json", json.dumps({"id": "no-title", "published_at": "2014-03-10T17:00:00Z"})]
@@ -64,14 +75,9 @@ def test_demo_through_kafka_gives_the_evaluator_stories_and_dead_letters_bad_inp
     assert summary["articles_in"] == 420 + n_bad
     assert summary["assignments"] == 420
     assert summary["deadletters"] == n_bad
-    offline = tmp_path / "offline.jsonl"
-    ev = subprocess.run(
-        [*STORYWIRE, "evaluate", str(source), "--embedder", "static", "--assignments", str(offline)],
-        cwd=REPO, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
-    assert ev.returncode == 0, ev.stderr[-2000:]
-    assert partition(streamed) == partition(offline)
-    assert summary["stories"] == len(partition(offline))
+    offline = offline_partition(source, tmp_path)
+    assert partition(streamed) == offline
+    assert summary["stories"] == len(offline)
 
 
 @pytest.fixture
@@ -146,13 +152,7 @@ def test_worker_restart_recovers_tables_without_loss_or_double_counting(broker: 
     assert sum(s["articles"] for s in stories) == 420
     out = tmp_path / "streamed.jsonl"
     out.write_text("".join(json.dumps(a) + "\n" for a in after.values()))
-    offline = tmp_path / "offline.jsonl"
-    ev = subprocess.run(
-        [*STORYWIRE, "evaluate", str(SAMPLE), "--embedder", "static", "--assignments", str(offline)],
-        cwd=REPO, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
-    assert ev.returncode == 0, ev.stderr[-2000:]
-    assert partition(out) == partition(offline), "the restarted worker continued differently from one pass"
+    assert partition(out) == offline_partition(SAMPLE, tmp_path), "the restart changed the stories of one pass"
 
 
 def test_two_workers_share_the_embed_stage(broker: LocalBroker, tmp_path: Path):
