@@ -174,7 +174,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"webhooks": json.dumps(hooks)})
     from stream.demo import run_demo
 
-    return run_demo(settings, source, args.until_idle, args.json, args.assignments, args.timeout)
+    try:
+        return run_demo(settings, source, args.until_idle, args.json, args.assignments, args.timeout)
+    except KeyboardInterrupt:
+        sys.stderr.write("storywire: demo stopped\n")
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
-from stream.broker import LocalBroker, free_port
+from stream.broker import LocalBroker, die_with_parent, free_port
 from stream.replay import bootstrap_of, replay
 from stream.settings import Settings
 from stream.topics import ALERTS, ASSIGNMENTS, DEADLETTER, ensure_topics
@@ -47,6 +47,7 @@ def worker_process(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # no orphan worker if this process is killed
         )
     try:
         yield proc
@@ -165,6 +166,10 @@ def settle_alerts(
     return watcher.outcome, int(delivered)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(
     settings: Settings,
     input_path: Path,
@@ -173,6 +178,8 @@ def run_demo(
     assignments_out: Path | None,
     timeout: float,
 ) -> int:
+    # SIGTERM (a supervisor, `timeout`) stops the demo like Ctrl-C: the worker and broker are stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     local = settings.broker is None
     workdir = Path(tempfile.mkdtemp(prefix="storywire-demo-"))
     if settings.web_port == 6066 and local:
