@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/cluster_speed.py
 	$(PY) bench/quality.py
+	$(PY) bench/stream_speed.py
 
 clean:
 	rm -rf $(VENV) reports
