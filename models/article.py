@@ -7,6 +7,7 @@ with a flag rather than rejected, because a long article is still news.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 MAX_TITLE_CHARS = 1_000
 MAX_TEXT_CHARS = 20_000
+# Event time drives expiry: one article dated 2999 would advance the watermark and expire every live
+# story, so dates must be plausible. Earliest: the unix epoch; latest: a day past the wall clock.
+EARLIEST_PUBLISHED = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_FUTURE_SECONDS = 24 * 3600
 
 
 class ArticleError(ValueError):
@@ -66,8 +71,9 @@ class Article(BaseModel):
         return f"{self.title}. {self.text[:max_chars]}"
 
 
-def parse_article(raw: dict[str, Any] | str | bytes) -> Article:
-    """Validate one article from a dict, a JSON string or raw bytes.
+def parse_article(raw: dict[str, Any] | str | bytes, now: float | None = None) -> Article:
+    """Validate one article from a dict, a JSON string or raw bytes; ``now`` (default: the wall clock)
+    bounds ``published_at`` from above.
 
     >>> a = parse_article('{"id": "a1", "title": "Quake hits", "published_at": "2024-03-22T18:00:00Z"}')
     >>> a.id, a.published_at.isoformat()
@@ -76,6 +82,10 @@ def parse_article(raw: dict[str, Any] | str | bytes) -> Article:
     Traceback (most recent call last):
     ...
     models.article.ArticleError: missing field 'title'; missing field 'published_at'
+    >>> parse_article('{"id": "a2", "title": "t", "published_at": "2999-01-01T00:00:00Z"}')
+    Traceback (most recent call last):
+    ...
+    models.article.ArticleError: field 'published_at': 2999-01-01T00:00:00+00:00 is more than 24 h in the future
     """
     if isinstance(raw, bytes):
         try:
@@ -100,9 +110,15 @@ def parse_article(raw: dict[str, Any] | str | bytes) -> Article:
         data["text"], truncated = text[:MAX_TEXT_CHARS], True
     data["truncated"] = truncated
     try:
-        return Article.model_validate(data)
+        article = Article.model_validate(data)
     except ValidationError as exc:
         raise ArticleError(_explain(exc)) from None
+    when = article.published_at
+    if when < EARLIEST_PUBLISHED:
+        raise ArticleError(f"field 'published_at': {when.isoformat()} is before {EARLIEST_PUBLISHED.date()}")
+    if article.timestamp > (time.time() if now is None else now) + MAX_FUTURE_SECONDS:
+        raise ArticleError(f"field 'published_at': {when.isoformat()} is more than 24 h in the future")
+    return article
 
 
 def _explain(exc: ValidationError) -> str:

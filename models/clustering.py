@@ -81,6 +81,19 @@ class Assignment:
             "model_version": self.model_version,
         }
 
+    @classmethod
+    def from_dict(cls, a: dict[str, Any]) -> Assignment:
+        return cls(
+            a["id"],
+            a["event_id"],
+            a["story_id"],
+            a["score"],
+            a["decision"],
+            a["event_decision"],
+            a["timestamp"],
+            a.get("model_version", MODEL_VERSION),
+        )
+
 
 def _bounded(counts: dict[str, int], limit: int) -> dict[str, int]:
     if len(counts) <= 2 * limit:
@@ -136,7 +149,7 @@ class Event:
             "last_ts": self.last_ts,
             "size": self.size,
             "vector_sum": self.vector_sum.tolist(),
-            "terms": self.terms,
+            "terms": dict(self.terms),
             "title": self.title,
             "first_article": self.first_article,
         }
@@ -196,15 +209,15 @@ class Story:
             "last_ts": self.last_ts,
             "size": self.size,
             "vector_sum": self.vector_sum.tolist(),
-            "terms": self.terms,
-            "entities": self.entities,
-            "events": self.events,
-            "sources": self.sources,
+            "terms": dict(self.terms),
+            "entities": dict(self.entities),
+            "events": list(self.events),
+            "sources": dict(self.sources),
             "titles": [list(t) for t in self.titles],
             "hourly": {str(k): v for k, v in self.hourly.items()},
-            "attributions": self.attributions,
-            "past_events": self.past_events,
-            "alert_state": self.alert_state,
+            "attributions": list(self.attributions),
+            "past_events": list(self.past_events),
+            "alert_state": dict(self.alert_state),
         }
 
     @classmethod
@@ -587,11 +600,13 @@ class StoryClusterer:
         model: JoinModel,
         config: ClusterConfig | None = None,
     ) -> StoryClusterer:
-        """Rebuild from what :meth:`drain_changes` let the stream layer store (the inverse of it)."""
+        """Rebuild from what :meth:`drain_changes` let the stream layer store (the inverse of it).
+        The parts must be of one moment: the stream layer rolls a torn checkpoint back first."""
         records = list(story_records)
+        stories = {r["story"]["id"]: r["story"] for r in records}
         data = {
             **meta,
-            "stories": sorted((r["story"] for r in records), key=lambda s: (s["last_ts"], s["seq"])),
+            "stories": sorted(stories.values(), key=lambda s: (s["last_ts"], s["seq"])),
             "events": [e for r in records for e in r["events"]],
             "df": df,
             "assigned": sorted(assigned, key=lambda a: (a["timestamp"], a["id"])),
@@ -635,16 +650,7 @@ class StoryClusterer:
         c.next_story, c.next_event = data["next_story"], data["next_event"]
         c.watermark = data["watermark"] if data["watermark"] is not None else -math.inf
         for a in data["assigned"]:
-            c.assigned[a["id"]] = Assignment(
-                a["id"],
-                a["event_id"],
-                a["story_id"],
-                a["score"],
-                a["decision"],
-                a["event_decision"],
-                a["timestamp"],
-                a["model_version"],
-            )
+            c.assigned[a["id"]] = Assignment.from_dict(a)
         c.expired_stories = data.get("expired_stories", 0)
         c._major = list(data.get("major", []))
         return c

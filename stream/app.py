@@ -30,11 +30,12 @@ from stream.cluster_step import ClusterStep, StateTables
 from stream.live import LiveFeed
 from stream.settings import Settings
 from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES, WEBHOOKS_DEADLETTER
-from stream.webhooks import WebhookEndpoint, WebhookSender
+from stream.webhooks import RetryPolicy, WebhookEndpoint, WebhookSender
 
 log = logging.getLogger("storywire")
 
 DASHBOARD = Path(__file__).parent / "web" / "dashboard.html"
+MAX_DEADLETTER_BYTES = 512 * 1024  # larger invalid lines keep their first 512 KiB (header storywire-bytes: size)
 SHARD_KEY = b"shard-0"  # one cluster shard: every embedded article goes to its single partition
 
 
@@ -54,15 +55,25 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": max(10.0, session * 2),
         "broker_commit_interval": 1.0,
         "web_host": settings.web_host,
+        "web_bind": settings.web_host,  # Faust binds 0.0.0.0 unless told; web_host alone only names the URL
         "web_port": settings.web_port,
         "web_enabled": True,
         "table_cleanup_interval": 60.0,
+        # The API is read-only (GET): no request needs a body, so refuse big ones early.
+        "web_application_options": {"client_max_size": 16 * 1024},
     }
     if settings.local_broker:
         # tansu answers end offsets per batch, not per record: one record per batch keeps table
         # recovery exact (see ../shared/notes/local-broker.md). Real Kafka needs none of this.
         options["producer_max_batch_size"] = 1
     return options
+
+
+def input_ref(event: EventT) -> str:
+    """``topic/partition/offset`` of an input record: counts lines in = processed + dead-lettered,
+    whatever the ids inside them (two lines may carry one id; a redelivery is one line)."""
+    msg = event.message
+    return f"{msg.topic}/{msg.partition}/{msg.offset}"
 
 
 class Runtime:
@@ -145,10 +156,12 @@ def create_app(settings: Settings) -> faust.App:
 
         async def handle(events: list[EventT]) -> None:
             valid: list[Article] = []
+            inputs: list[str] = []  # where each valid article came from: the input record's identity
             for event in events:
                 raw = event.message.value
                 try:
                     valid.append(parse_article(raw if isinstance(raw, bytes) else bytes(raw or b"")))
+                    inputs.append(input_ref(event))
                 except ArticleError as exc:
                     await send_deadletter(event, exc.reason)
             ingested_at = time.time()
@@ -158,8 +171,9 @@ def create_app(settings: Settings) -> faust.App:
                 started = time.perf_counter()
                 features = await loop.run_in_executor(rt.embed_pool, featurize_batch, valid, embedder)
                 metrics.EMBED_SECONDS.observe(time.perf_counter() - started)
-                for f in features:
-                    await embedded.send(key=SHARD_KEY, value={**f.to_dict(), "ingested_at": ingested_at})
+                for f, ref in zip(features, inputs):
+                    value = {**f.to_dict(), "ingested_at": ingested_at, "input": ref}
+                    await embedded.send(key=SHARD_KEY, value=value)
             for event in events:
                 await stream.ack(event)
 
@@ -168,12 +182,14 @@ def create_app(settings: Settings) -> faust.App:
     async def send_deadletter(event: EventT, reason: str) -> None:
         msg = event.message
         metrics.DEADLETTERS.labels(reason=reason.split(":")[0][:60]).inc()
+        raw = msg.value if isinstance(msg.value, bytes) else b""
         await deadletter.send(
             key=msg.key,
-            value=msg.value if isinstance(msg.value, bytes) else b"",
+            value=raw[:MAX_DEADLETTER_BYTES],  # the raw line, cut to fit Kafka's default message size
             headers={
+                "storywire-bytes": str(len(raw)).encode(),
                 "storywire-reason": reason.encode(),
-                "storywire-source": f"{msg.topic}/{msg.partition}/{msg.offset}".encode(),
+                "storywire-source": input_ref(event).encode(),
             },
         )
 
@@ -189,6 +205,9 @@ def create_app(settings: Settings) -> faust.App:
         ingested: dict[str, float] = {}  # article id -> when the embed stage read it, for latency
 
         async def decide(flush: bool) -> None:
+            # Table writes go to the changelog partition of the current event; this task has none
+            # of its own, so name one (every event here is from the shard's single partition).
+            stream._set_current_event(last_event[-1])
             if not step.restored:
                 log.info("cluster state restored: %d active stories", step.restore())
                 rt.snapshots = {sid: step.snapshot(sid, time.time()) for sid in step.clusterer.stories}
@@ -197,10 +216,13 @@ def create_app(settings: Settings) -> faust.App:
             metrics.REORDER_BUFFER.set(len(step.buffer))
             if not decided:
                 return
-            # Table writes go to the changelog partition of the current event; this task has none
-            # of its own, so name one (every event here is from the shard's single partition).
             stream._set_current_event(last_event[-1])
+            # Two-phase checkpoint (stream/cluster_step.py): records, stored; then the commit mark,
+            # stored; only then outputs and acks. A crash anywhere in between is rolled back on restore.
             out = step.checkpoint(decided, time.time())
+            await app.producer.flush()
+            step.commit()
+            await app.producer.flush()
             metrics.CLUSTER_SECONDS.observe(time.perf_counter() - started)
             now = time.time()
             for d in out.decisions:
@@ -208,7 +230,8 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.ASSIGNMENT_LATENCY.observe(now - since)
                 for _ in d.alerts:
                     metrics.ALERT_LATENCY.observe(now - since)
-                record = {**d.assignment.to_dict(), "processed_at": now, "late": d.late}
+                source = cast(dict[str, Any], d.token.value).get("input")
+                record = {**d.assignment.to_dict(), "processed_at": now, "late": d.late, "input": source}
                 await assignments.send(key=d.assignment.article_id.encode(), value=record)
                 if d.new:
                     metrics.ASSIGNMENTS.labels(decision=d.assignment.decision).inc()
@@ -254,11 +277,24 @@ def create_app(settings: Settings) -> faust.App:
         stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
 
         async def dead(endpoint: WebhookEndpoint, alert: dict[str, Any], reason: str) -> None:
-            record = {"alert": alert, "url": endpoint.url, "reason": reason, "failed_at": time.time()}
+            record = {
+                "alert": alert,
+                "endpoint": endpoint.label,
+                "url": endpoint.safe_url,
+                "reason": reason,
+                "failed_at": time.time(),
+            }
             await webhook_deadletter.send(key=str(alert["id"]).encode(), value=record)
 
+        policy = RetryPolicy(
+            settings.webhook_attempts,
+            0.5,
+            settings.webhook_max_delay_seconds,
+            settings.webhook_timeout_seconds,
+            settings.webhook_concurrency,
+        )
         sender = WebhookSender(
-            endpoints, dead, on_outcome=lambda outcome: metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
+            endpoints, dead, policy, on_outcome=lambda outcome: metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
         )
         await sender.start()
         try:

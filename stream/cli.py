@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--until-idle", action="store_true", help="stop once every line is assigned or dead-lettered")
     dm.add_argument("--json", action="store_true", help="with --until-idle: print one JSON summary line")
     dm.add_argument("--assignments", type=Path, metavar="OUT.jsonl", help="with --until-idle: write assignments")
+    dm.add_argument(
+        "--deadletters", type=Path, metavar="OUT.jsonl", help="with --until-idle: write dead letters with reasons"
+    )
     dm.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --until-idle (default 900)")
     dm.add_argument("--web-port", type=int, help="port of the worker's web server (default: a free port)")
     dm.add_argument("--webhook", action="append", default=[], metavar="URL", help="POST alerts here (repeatable)")
@@ -113,6 +116,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings = _with_flags(settings, args)
     if not settings.broker:
         _fail("no broker: pass --broker kafka://host:port or set STORYWIRE_BROKER (or run `storywire demo`)")
+    try:
+        settings.webhook_endpoints()
+    except (ValueError, OSError) as exc:  # the message names the field, never the secret
+        _fail(f"bad STORYWIRE_WEBHOOKS / STORYWIRE_WEBHOOKS_FILE: {exc}")
     import faust
 
     from stream.app import create_app
@@ -144,12 +151,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             {
                 "sent": summary.sent,
                 "invalid": summary.invalid,
+                "failed": summary.failed,
                 "seconds": round(summary.seconds, 3),
                 "per_second": round(summary.rate, 1),
             }
         )
     )
-    return 0
+    return 1 if summary.failed else 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -159,8 +167,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     source = args.input or SAMPLE_STREAM
     if not source.is_file():
         _fail(f"no such file: {source} (give --input a JSON-lines file of articles)")
-    if (args.json or args.assignments) and not args.until_idle:
-        _fail("--json and --assignments need --until-idle (a live demo has no end to summarise)")
+    if (args.json or args.assignments or args.deadletters) and not args.until_idle:
+        _fail("--json, --assignments and --deadletters need --until-idle (a live demo has no end to summarise)")
     if args.webhook:
         if len(args.webhook_secret) != len(args.webhook):
             _fail("give one --webhook-secret per --webhook (in the same order)")
@@ -175,7 +183,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream.demo import run_demo
 
     try:
-        return run_demo(settings, source, args.until_idle, args.json, args.assignments, args.timeout)
+        return run_demo(settings, source, args.until_idle, args.json, args.assignments, args.timeout, args.deadletters)
     except KeyboardInterrupt:
         sys.stderr.write("storywire: demo stopped\n")
         return 130

@@ -71,7 +71,8 @@ class Outcome:
     """What the pipeline produced, read back from its output topics."""
 
     assignments: dict[str, dict[str, Any]] = field(default_factory=dict)  # article id -> latest
-    deadletters: set[str] = field(default_factory=set)  # source topic/partition/offset
+    processed: set[str] = field(default_factory=set)  # input records assigned (topic/partition/offset)
+    deadletters: dict[str, dict[str, str]] = field(default_factory=dict)  # input record -> raw line, reason
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # alert id -> alert
 
     @property
@@ -108,9 +109,15 @@ class OutputWatcher:
                 if r.topic == ASSIGNMENTS:
                     value = json.loads(r.value)
                     self.outcome.assignments[value["id"]] = value
+                    self.outcome.processed.add(value.get("input") or value["id"])
                 elif r.topic == DEADLETTER:
-                    headers = dict(r.headers or [])
-                    self.outcome.deadletters.add(headers.get("storywire-source", b"").decode() or f"{r.offset}")
+                    headers = {k: v.decode(errors="replace") for k, v in r.headers or []}
+                    source = headers.get("storywire-source") or f"{r.topic}/{r.partition}/{r.offset}"
+                    self.outcome.deadletters[source] = {
+                        "source": source,
+                        "reason": headers.get("storywire-reason", ""),
+                        "raw": (r.value or b"")[:2000].decode(errors="replace"),
+                    }
                 elif r.topic == ALERTS:
                     alert = json.loads(r.value)
                     self.outcome.alerts[alert["id"]] = alert
@@ -121,13 +128,13 @@ class OutputWatcher:
         with console.status("waiting for the pipeline") as status:
             while time.monotonic() < deadline:
                 out = self.poll()
-                done = len(out.assignments) + len(out.deadletters)
+                done = len(out.processed) + len(out.deadletters)
                 status.update(f"pipeline: {done}/{expected} lines assigned or dead-lettered")
                 if done >= expected:
                     return out
                 if worker is not None and worker.poll() is not None:
                     raise RuntimeError(f"the worker exited with code {worker.returncode}")
-        done = len(self.outcome.assignments) + len(self.outcome.deadletters)
+        done = len(self.outcome.processed) + len(self.outcome.deadletters)
         raise TimeoutError(f"only {done} of {expected} lines were assigned or dead-lettered within {timeout:.0f} s")
 
     def close(self) -> None:
@@ -177,6 +184,7 @@ def run_demo(
     as_json: bool,
     assignments_out: Path | None,
     timeout: float,
+    deadletters_out: Path | None = None,
 ) -> int:
     # SIGTERM (a supervisor, `timeout`) stops the demo like Ctrl-C: the worker and broker are stopped.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -219,9 +227,15 @@ def run_demo(
                 for a in sorted(out.assignments.values(), key=lambda a: (a["timestamp"], a["id"])):
                     keep = ("id", "event_id", "story_id", "score", "decision", "event_decision")
                     handle.write(json.dumps({k: a[k] for k in keep}) + "\n")
+        if deadletters_out:
+            deadletters_out.parent.mkdir(parents=True, exist_ok=True)
+            with deadletters_out.open("w") as handle:
+                for letter in out.deadletters.values():
+                    handle.write(json.dumps(letter) + "\n")
         out, delivered = settle_alerts(watcher, settings)
         summary = {
             "articles_in": sent.sent,
+            "processed": len(out.processed),
             "assignments": len(out.assignments),
             "deadletters": len(out.deadletters),
             "stories": out.stories,

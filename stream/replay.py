@@ -8,16 +8,22 @@ articles are sent first, exactly as they are: the pipeline's dead-letter path mu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from rich.console import Console
 
 from models.article import ArticleError, parse_article
 from stream.progress import progress_bar
 
 TOPIC = "articles"
+# Articles over Kafka's usual 1 MB happen (a 10 MB body is truncated by the worker, not refused):
+# the producer may send records up to this size; a broker with a lower limit refuses them, and the
+# replay reports each refusal instead of dropping it silently.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class ReplaySummary:
     sent: int
     invalid: int
     seconds: float
+    failed: int = 0  # lines the broker did not take (each reported on stderr)
 
     @property
     def rate(self) -> float:
@@ -69,11 +76,27 @@ def replay(
     speed: float | None = None,
     console: Console | None = None,
     progress: bool = True,
+    delivery_timeout: float = 120.0,
 ) -> ReplaySummary:
     """Send ``path``; pace by ``rate`` articles/s, or by event time sped up ``speed`` times, or not at all."""
     lines = read_lines(path)
-    producer = KafkaProducer(bootstrap_servers=bootstrap_of(broker), acks="all", linger_ms=5, retries=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_of(broker),
+        acks="all",
+        linger_ms=5,
+        delivery_timeout_ms=int(delivery_timeout * 1000),
+        max_request_size=MAX_RECORD_BYTES,
+        max_block_ms=int(delivery_timeout * 1000),  # a broker down for a while: keep trying this long
+    )
     console = console or Console(stderr=True)
+    failures: list[str] = []
+
+    def failed(line_no: int) -> Callable[[Exception], None]:
+        def report(exc: Exception) -> None:
+            failures.append(f"line {line_no}: not sent: {type(exc).__name__}: {exc}")
+
+        return report
+
     first_ts = next((line.timestamp for line in lines if line.timestamp is not None), None)
     start = time.perf_counter()
     with progress_bar(console, disable=not progress) as bar:
@@ -87,9 +110,17 @@ def replay(
             if due is not None and (wait := due - time.perf_counter()) > 0:
                 time.sleep(wait)
             ts_ms = int(line.timestamp * 1000) if line.timestamp is not None else None
-            producer.send(TOPIC, value=line.raw, key=line.key, timestamp_ms=ts_ms)
+            try:
+                future = producer.send(TOPIC, value=line.raw, key=line.key, timestamp_ms=ts_ms)
+                future.add_errback(failed(i + 1))
+            except KafkaError as exc:  # too large for the producer, or no broker within max_block_ms
+                failed(i + 1)(exc)
             bar.advance(task)
         producer.flush()
     producer.close()
+    for message in failures[:20]:
+        console.print(f"[red]{message}[/red]")
+    if len(failures) > 20:
+        console.print(f"[red]... and {len(failures) - 20} more lines not sent[/red]")
     invalid = sum(1 for line in lines if line.timestamp is None)
-    return ReplaySummary(len(lines), invalid, time.perf_counter() - start)
+    return ReplaySummary(len(lines) - len(failures), invalid, time.perf_counter() - start, len(failures))

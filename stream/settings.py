@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         None, description='JSON list of webhook endpoints: [{"url", "secret", "types", "min_severity", "format"}]'
     )
     webhooks_file: Path | None = Field(None, description="a file holding the same JSON list")
+    webhook_attempts: int = Field(5, ge=1, le=20, description="delivery attempts per alert and endpoint")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="one webhook request's time limit")
+    webhook_max_delay_seconds: float = Field(30.0, gt=0, description="longest backoff between attempts")
+    webhook_concurrency: int = Field(4, ge=1, le=64, description="deliveries in flight per endpoint")
 
     def webhook_endpoints(self) -> list[WebhookEndpoint]:
         """Endpoints from operator configuration only (env or file), never from input."""

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -55,15 +56,40 @@ def verify(secret: str, header: str, body: bytes, now: float | None = None, tole
     return hmac.compare_digest(sign(secret, body, t), header)
 
 
+def redact(url: str) -> str:
+    """What logs and dead letters may show of a webhook URL: scheme, host and port. Credentials
+    (``user:pass@``), paths and queries often carry the receiver's token (Slack's do), so they never leave.
+
+    >>> redact("https://hooks.example.com/services/T0/B0/XXXX?token=1")
+    'https://hooks.example.com/…'
+    >>> redact("http://user:pw@127.0.0.1:8080")
+    'http://127.0.0.1:8080'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    hidden = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{netloc}{hidden}"
+
+
 @dataclass(frozen=True)
 class WebhookEndpoint:
     """One receiver from operator configuration (never from input)."""
 
-    url: str
+    url: str = field(repr=False)  # may embed a token: logs show redact(url)
     secret: str = field(repr=False)  # never printed, never logged
     types: frozenset[str] = frozenset()  # empty: every alert type
     min_severity: str = "info"
     format: Literal["json", "slack"] = "json"
+    name: str = ""  # the operator's label for logs and dead letters (default: the redacted URL)
+
+    @property
+    def safe_url(self) -> str:
+        return redact(self.url)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.safe_url
 
     def wants(self, alert: dict[str, Any]) -> bool:
         if self.types and alert["type"] not in self.types:
@@ -84,15 +110,17 @@ class WebhookEndpoint:
             raise ValueError("webhooks must be a JSON list of {url, secret, ...} objects")
         out = []
         for item in items:
+            if not isinstance(item, dict):
+                raise ValueError("each webhook must be a JSON object {url, secret, ...}")
             url = str(item.get("url", ""))
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"webhook url must start with http:// or https://, got {url!r}")
+                raise ValueError(f"webhook url must start with http:// or https://, got {redact(url)!r}")
             severity = item.get("min_severity", "info")
             if severity not in SEVERITY:
                 raise ValueError(f"webhook min_severity must be one of {sorted(SEVERITY)}, got {severity!r}")
             out.append(
                 cls(url, str(item.get("secret", "")), frozenset(item.get("types", [])), severity,
-                    item.get("format", "json"))
+                    item.get("format", "json"), str(item.get("name", "")))
             )  # fmt: skip
         return out
 
@@ -103,6 +131,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     timeout: float = 5.0
+    concurrency: int = 4  # deliveries in flight per endpoint: one slow request does not hold the queue
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Full jitter: uniform in [0, min(max, base * 2^attempt)]; Retry-After wins when given."""
@@ -141,7 +170,8 @@ class WebhookSender:
         for endpoint in self.endpoints:
             queue: asyncio.Queue[_Job] = asyncio.Queue()
             self._queues.append(queue)
-            self._tasks.append(asyncio.ensure_future(self._run(endpoint, queue)))
+            for _ in range(self.policy.concurrency):
+                self._tasks.append(asyncio.ensure_future(self._run(endpoint, queue)))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -199,10 +229,10 @@ class WebhookSender:
                     if resp.headers.get("Retry-After", "").isdigit():
                         retry_after = float(resp.headers["Retry-After"])
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"[:200] or type(exc).__name__
+                reason = f"{type(exc).__name__}: {exc}".replace(endpoint.url, endpoint.safe_url)[:200]
             if attempt + 1 < self.policy.attempts:
                 self.on_outcome("retried")
                 await asyncio.sleep(self.policy.delay(attempt, retry_after))
-        log.warning("webhook to %s failed for alert %s after %s: dead-lettered", endpoint.url, alert["id"], reason)
+        log.warning("webhook %s failed for alert %s (%s): dead-lettered", endpoint.label, alert["id"], reason)
         self.on_outcome("dead_lettered")
         await self.dead_letter(endpoint, alert, reason)

@@ -18,7 +18,8 @@ from stream.broker import free_port
 from stream.webhooks import RetryPolicy, WebhookEndpoint, WebhookSender, verify
 from tests.conftest import REPO, SEED_STREAM
 
-FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, timeout=0.5)
+# One delivery in flight: the scripted receivers answer in order.
+FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.2, timeout=0.5, concurrency=1)
 
 
 def alert(i: int, type_: str = "story.new", severity: str = "low") -> dict[str, Any]:
@@ -33,12 +34,16 @@ class Receiver:
         self.plan = list(plan or [])
         self.got: list[tuple[dict[str, str], bytes]] = []
         self.port = free_port()
+        self.in_flight = self.peak = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         step = self.plan.pop(0) if self.plan else 200
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
         if step == "sleep":
             await asyncio.sleep(2)
+        self.in_flight -= 1
         self.got.append((dict(request.headers), body))
         status = 200 if step == "sleep" else int(step)
         return web.Response(status=status, headers={"Retry-After": "0"} if status == 429 else {})
@@ -59,14 +64,14 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
 
-async def run_sender(endpoints, alerts, wait=5.0):
+async def run_sender(endpoints, alerts, wait=5.0, policy=FAST):
     dead: list[tuple[str, str, str]] = []
     done: list[str] = []
 
     async def on_dead(endpoint, a, reason):
         dead.append((endpoint.url, a["id"], reason))
 
-    sender = WebhookSender(endpoints, on_dead, FAST)
+    sender = WebhookSender(endpoints, on_dead, policy)
     await sender.start()
     for a in alerts:
 
@@ -146,6 +151,21 @@ def test_a_dead_endpoint_does_not_delay_a_healthy_one():
     # the down endpoint needs >= 4 attempts with backoff per alert; the healthy one is not behind it
     assert healthy_done < 1.0, healthy_done
     assert dead == []  # the down endpoint was still retrying its first alert
+
+
+def test_a_slow_request_does_not_hold_the_endpoint_queue():
+    """Several deliveries in flight per endpoint: alerts behind a slow one are not queued behind it."""
+
+    async def go():
+        async with Receiver(["sleep"] * 4) as rx:
+            policy = RetryPolicy(attempts=1, base_delay=0.05, max_delay=0.2, timeout=5, concurrency=4)
+            hook = [WebhookEndpoint(rx.url, "k")]
+            sender, dead, done = await run_sender(hook, [alert(i) for i in range(4)], 10, policy)
+            return rx.peak, sender, dead, done
+
+    peak, sender, dead, done = asyncio.run(go())
+    assert sorted(done) == ["a0", "a1", "a2", "a3"] and not dead
+    assert peak == 4
 
 
 class _Collect(BaseHTTPRequestHandler):
