@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench drills peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,14 @@ bench: $(STAMP)
 	$(PY) bench/cluster_speed.py
 	$(PY) bench/quality.py
 	$(PY) bench/stream_speed.py
+
+drills: $(STAMP)
+	$(PY) bench/chaos.py --kills 3
+	$(PY) bench/faults.py
+
+peers: $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) bench/peers.py
 
 clean:
 	rm -rf $(VENV) reports

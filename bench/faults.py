@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 import tempfile
 import threading
@@ -182,7 +181,7 @@ def latency_run(workdir: Path, rate: float, webhooks: list[dict[str, str]] | Non
 
 def webhook_drill(outage: float, rate: float, workdir: Path) -> list[dict[str, Any]]:
     base = latency_run(workdir / "baseline", rate, None)
-    receiver = FaultyReceiver(recover_at=time.time() + 60 + outage)  # the faults last through the stream
+    receiver = FaultyReceiver(recover_at=time.time() + outage)  # from the worker's start, through the stream
     receiver.start()
     faulty = latency_run(workdir / "faulty", rate, receiver.endpoints())
     rows = []
@@ -238,9 +237,9 @@ def broker_drill(outage: float, articles: int, rate: float, workdir: Path) -> di
                 while time.monotonic() < deadline:
                     out = watcher.poll()
                     if not resumed_at and len(out.assignments) >= len(ids) // 3:
-                        os.kill(broker.pid, signal.SIGSTOP)
+                        broker.pause()
                         time.sleep(outage)
-                        os.kill(broker.pid, signal.SIGCONT)
+                        broker.resume()
                         resumed_at = time.time()
                     if resumed_at and first_after is None:
                         fresh = [a for a in out.assignments.values() if a["processed_at"] > resumed_at]

@@ -73,3 +73,69 @@ def score(gold: Sequence[Hashable | None], predicted: Sequence[Hashable]) -> Sco
         gold_clusters=len(g_size),
         scored=n,
     )
+
+
+@dataclass(frozen=True)
+class WindowedScores:
+    """B-cubed and AMI averaged over sliding windows: the protocol of USTORY and SCStory."""
+
+    bcubed_precision: float
+    bcubed_recall: float
+    bcubed_f1: float
+    ami: float
+    windows: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def windowed_score(
+    gold: Sequence[Hashable | None],
+    predicted: Sequence[Hashable],
+    timestamps: Sequence[float],
+    window: float = 7 * 86400.0,
+    slide: float = 86400.0,
+) -> WindowedScores:
+    """Score the articles of each window ``[t, t + window)``, ``t`` sliding by ``slide`` from the first
+    article, and average over windows with at least two scored articles.
+
+    A window sees each cluster only through its own articles, so a story that runs for weeks is
+    judged by what a reader of that week sees; a stream shorter than the window is one window.
+
+    >>> w = windowed_score(["a", "a", "b", "b"], [1, 1, 2, 3], [0.0, 1.0, 10.0, 11.0], window=5.0, slide=5.0)
+    >>> w.windows, round(w.bcubed_precision, 3), round(w.bcubed_recall, 3)
+    (2, 1.0, 0.75)
+    """
+    if not (len(gold) == len(predicted) == len(timestamps)):
+        raise ValueError("gold, predicted and timestamps must have the same length")
+    if window <= 0 or slide <= 0:
+        raise ValueError("window and slide must be positive")
+    if not timestamps:
+        return WindowedScores(0.0, 0.0, 0.0, 0.0, 0)
+    order = sorted(range(len(timestamps)), key=lambda i: timestamps[i])
+    times = [timestamps[i] for i in order]
+    per_window: list[Scores] = []
+    start, last = times[0], times[-1]
+    lo = hi = 0
+    while True:
+        while lo < len(times) and times[lo] < start:
+            lo += 1
+        while hi < len(times) and times[hi] < start + window:
+            hi += 1
+        idx = order[lo:hi]
+        s = score([gold[i] for i in idx], [predicted[i] for i in idx])
+        if s.scored >= 2:
+            per_window.append(s)
+        if start + window > last:
+            break
+        start += slide
+    if not per_window:
+        return WindowedScores(0.0, 0.0, 0.0, 0.0, 0)
+    n = len(per_window)
+    return WindowedScores(
+        bcubed_precision=sum(s.bcubed_precision for s in per_window) / n,
+        bcubed_recall=sum(s.bcubed_recall for s in per_window) / n,
+        bcubed_f1=sum(s.bcubed_f1 for s in per_window) / n,
+        ami=sum(s.ami for s in per_window) / n,
+        windows=n,
+    )

@@ -25,7 +25,7 @@ from models.embedders import Embedder, load_embedder
 from models.features import ArticleFeatures, featurize_batch
 from models.join_model import JoinModel
 from stream import metrics
-from stream.batching import run_batched
+from stream.batching import OrderedAcks, run_batched
 from stream.cluster_step import ClusterStep, StateTables
 from stream.live import LiveFeed
 from stream.settings import Settings
@@ -89,6 +89,7 @@ class Runtime:
         self.snapshots: dict[str, dict[str, Any]] = {}  # latest published snapshot per active story
         self.alerts: list[dict[str, Any]] = []  # the most recent alerts, for the dashboard
         self.live = LiveFeed()
+        self.acks: list[OrderedAcks] = []  # cleared when partitions are revoked
 
     async def embedder(self) -> Embedder:
         async with self._embedder_lock:
@@ -201,6 +202,8 @@ def create_app(settings: Settings) -> faust.App:
         loop = asyncio.get_running_loop()
         step = ClusterStep[EventT](model, settings.cluster_config(), tables, settings.allowed_lateness_seconds)
         rt.step = step
+        acks = OrderedAcks(stream)
+        rt.acks.append(acks)
         last_event: list[EventT] = []  # table writes need an event of the shard's partition
         ingested: dict[str, float] = {}  # article id -> when the embed stage read it, for latency
 
@@ -254,11 +257,12 @@ def create_app(settings: Settings) -> faust.App:
             metrics.ACTIVE_STORIES.set(len(step.clusterer.stories))
             metrics.ACTIVE_EVENTS.set(step.clusterer.active_events)
             for d in out.decisions:
-                await stream.ack(d.token)
+                await acks.done(d.token)
 
         async def handle(events: list[EventT]) -> None:
             last_event[:] = events[-1:]
             for event in events:
+                acks.track(event)
                 value = cast(dict[str, Any], event.value)
                 ingested[value["id"]] = float(value.get("ingested_at", time.time()))
                 step.offer(ArticleFeatures.from_dict(value), event)
@@ -297,11 +301,14 @@ def create_app(settings: Settings) -> faust.App:
             endpoints, dead, policy, on_outcome=lambda outcome: metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
         )
         await sender.start()
+        acks = OrderedAcks(stream)
+        rt.acks.append(acks)
         try:
             async for event in stream.events():
+                acks.track(event)
 
                 async def ack(event: EventT = event) -> None:
-                    await stream.ack(event)
+                    await acks.done(event)
 
                 if not sender.submit(cast(dict[str, Any], event.value), ack):
                     await ack()
@@ -313,6 +320,8 @@ def create_app(settings: Settings) -> faust.App:
         """Losing the shard: drop held articles (unacknowledged, the new owner gets them) and rebuild
         from the tables if the shard comes back."""
         revoked: set[Any] = args[0] if args else set()
+        for acks in rt.acks:
+            acks.clear()
         if rt.step is not None and any(tp.topic == EMBEDDED for tp in revoked):
             rt.step.reset()
 

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--assignments", type=Path, metavar="OUT.jsonl", help="write one assignment per article")
     ev.add_argument("--report", type=Path, metavar="DIR", help="write report.md and PNG plots to DIR")
     ev.add_argument("--join-threshold", type=float, help="override the trained join threshold (0..1)")
+    ev.add_argument(
+        "--windowed",
+        metavar="DURATION",
+        help="also score in windows of DURATION (7d, 36h, 90m) sliding by one day (or by the window if shorter)",
+    )
 
     wk = sub.add_parser("worker", help="run a stream worker (Faust agents, tables, web server)")
     wk.add_argument("--broker", help="kafka://host:port (default: $STORYWIRE_BROKER)")
@@ -77,6 +82,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         _fail(f"no such file: {args.file} (give a JSON-lines file of articles)")
     if args.join_threshold is not None and not 0.0 <= args.join_threshold <= 1.0:
         _fail(f"--join-threshold must be between 0 and 1, got {args.join_threshold}")
+    window = _duration(args.windowed) if args.windowed else None
     embedder = args.embedder or settings.embedder
     threshold = args.join_threshold if args.join_threshold is not None else settings.join_threshold
     result, bad, seconds = run_evaluation(
@@ -84,6 +90,12 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     )
     data = summary(result, seconds)
     data["skipped_lines"] = len(bad)
+    if window is not None:
+        from models.metrics import windowed_score
+
+        times = [a.timestamp for a in result.assignments]
+        w = windowed_score(result.gold, [a.story_id for a in result.assignments], times, window, min(window, 86400.0))
+        data.update({f"windowed_{k}" if k != "windows" else k: round(v, 4) for k, v in w.to_dict().items()})
     if args.assignments:
         args.assignments.parent.mkdir(parents=True, exist_ok=True)
         with args.assignments.open("w") as out:
@@ -98,6 +110,19 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print_table(args.file, embedder, data)
     return 0
+
+
+def _duration(text: str) -> float:
+    """``7d``, ``36h``, ``90m``, ``45s`` or plain seconds -> seconds (> 0)."""
+    units = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        _fail(f"--windowed wants a positive duration like 7d, 36h or 90m, got {text!r}")
+    return seconds
 
 
 def _with_flags(settings: Settings, args: argparse.Namespace) -> Settings:

@@ -50,12 +50,15 @@ def test_malformed_lines_are_reported_with_line_numbers_and_skipped(tmp_path: Pa
     lines.insert(7, json.dumps({"id": "no-title", "published_at": "2014-03-10T17:00:00Z"}))
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(lines) + "\n")
-    proc = storywire("evaluate", str(bad), "--embedder", "static", "--json")
+    proc = storywire("evaluate", str(bad), "--embedder", "static", "--json", "--windowed", "20m")
     assert proc.returncode == 0, proc.stderr
     assert f"{bad}:4: skipped: not JSON" in proc.stderr
     assert f"{bad}:8: skipped: missing field 'title'" in proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["articles"] == 20 and result["skipped_lines"] == 2
+    # 20 min windows sliding by 20 min over the 73 minutes of these 20 articles, each scored on its own
+    assert result["windows"] >= 2 and 0 < result["windowed_bcubed_f1"] <= 1
+    assert {"windowed_bcubed_precision", "windowed_bcubed_recall", "windowed_ami"} <= result.keys()
 
 
 def test_missing_file_and_bad_arguments_get_one_line():
@@ -63,6 +66,7 @@ def test_missing_file_and_bad_arguments_get_one_line():
         (("evaluate", "nope.jsonl"), "no such file: nope.jsonl"),
         (("evaluate", str(SAMPLE), "--embedder", "bert"), "invalid choice: 'bert'"),
         (("evaluate", str(SAMPLE), "--join-threshold", "3"), "--join-threshold must be between 0 and 1"),
+        (("evaluate", str(SAMPLE), "--windowed", "week"), "--windowed wants a positive duration"),
     ]:
         proc = storywire(*args)
         assert proc.returncode == 2
