@@ -27,6 +27,7 @@ from models.join_model import JoinModel
 from stream import metrics
 from stream.batching import OrderedAcks, run_batched
 from stream.cluster_step import ClusterStep, StateTables
+from stream.faust_fixes import reread_skipped_offsets
 from stream.live import LiveFeed
 from stream.settings import Settings
 from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES, WEBHOOKS_DEADLETTER
@@ -124,6 +125,7 @@ def fail_fast(app: faust.App) -> Callable[[AgentFun], AgentFun]:
 
 
 def create_app(settings: Settings) -> faust.App:
+    reread_skipped_offsets()
     app = faust.App(settings.app_id, **faust_options(settings))
     rt = Runtime(settings)
     app.storywire_runtime = rt  # type: ignore[attr-defined]
