@@ -6,9 +6,10 @@ webhooks: the sample is sent at 20 articles/s with live timestamps to a worker w
   (baseline) and then to a fresh worker with six endpoints on a local HTTP server: healthy, down
   (nothing listens until the outage ends), HTTP 500, timing out, resetting connections (each of those
   three until the outage ends, then healthy) and one that always answers after 10 s (longer than the
-  client timeout, so it never succeeds). Figures: article→assignment latency p50/p95 in both runs
-  (the ratio is what the faults cost the pipeline), alerts raised, and per endpoint the alerts
-  delivered (signature verified), dead-lettered and lost (neither).
+  client timeout, so storywire never sees it succeed). Figures: article→assignment latency p50/p95
+  in both runs (the ratio is what the faults cost the pipeline), alerts raised, and per endpoint the
+  alerts it received (signature verified), those storywire dead-lettered (a slow endpoint may
+  receive an alert after storywire gave up on it), and those lost (neither).
 broker: the drill input (the sample repeated with fresh ids) is replayed at a fixed rate; mid-way
   the broker process is frozen (SIGSTOP) for ``--outage`` seconds and resumed (SIGCONT), as a
   broker that hangs or a network partition would. Figures: lines the replay could not send, ids
@@ -146,6 +147,7 @@ def read_topic(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
 
 def latency_run(workdir: Path, rate: float, webhooks: list[dict[str, str]] | None) -> dict[str, Any]:
     items = live_articles("live")
+    workdir.mkdir(parents=True, exist_ok=True)
     with LocalBroker(log_path=workdir / "broker.log") as broker:
         ensure_topics(broker.bootstrap, 4)
         settings = Settings(
@@ -192,8 +194,9 @@ def webhook_drill(outage: float, rate: float, workdir: Path) -> list[dict[str, A
             {
                 "endpoint": kind,
                 "alerts": len(faulty["alerts"]),
-                "delivered": len(delivered),
-                "dead-lettered": len(dead - delivered),
+                "received (signature ok)": len(delivered),
+                "dead-lettered": len(dead),
+                "received and dead-lettered": len(delivered & dead),  # answered after storywire gave up
                 "lost": len(faulty["alerts"] - delivered - dead),
                 "requests": receiver.requests[kind],
             }
@@ -210,6 +213,7 @@ def webhook_drill(outage: float, rate: float, workdir: Path) -> list[dict[str, A
 
 
 def broker_drill(outage: float, articles: int, rate: float, workdir: Path) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / "input.jsonl"
     ids = drill_input(articles, source)
     os.environ["STORYWIRE_ALLOWED_LATENESS_SECONDS"] = "120"

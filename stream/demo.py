@@ -124,6 +124,8 @@ class OutputWatcher:
         return self.outcome
 
     def wait_for(self, expected: int, timeout: float, worker: subprocess.Popen[bytes] | None = None) -> Outcome:
+        """Until ``expected`` input lines (records, not ids: a line sent twice counts twice) are
+        assigned or dead-lettered."""
         deadline = time.monotonic() + timeout
         with console.status("waiting for the pipeline") as status:
             while time.monotonic() < deadline:

@@ -137,7 +137,8 @@ def test_worker_restart_recovers_tables_without_loss_or_double_counting(broker: 
         with worker_process(settings, broker.url, True, tmp_path / "worker2.log") as w2:
             wait_web(settings.web_port, w2)
             replay(second, broker.url, progress=False)
-            after = watcher.wait_for(420, 180, w2).assignments
+            lines_sent = 250 + len(resent) + len(lines[250:])  # the watcher counts input lines, resent ones too
+            after = watcher.wait_for(lines_sent, 180, w2).assignments
             time.sleep(1.0)
             stories = api_stories(settings.web_port)
             page = urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/", timeout=5).read().decode()
