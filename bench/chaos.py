@@ -80,23 +80,28 @@ def agreement(clean: dict[str, dict], run: dict[str, dict]) -> float:
     return score([clean[i]["story_id"] for i in ids], [run[i]["story_id"] for i in ids]).bcubed_f1
 
 
-def all_records(broker: str) -> dict[str, dict[str, dict]]:
-    """Every assignment record on the topic: id -> {story/event: latest record} (a redelivery may
-    publish an article again; it must say the same)."""
+def read_topic(broker: str, topic: str) -> list[dict]:
+    """Every JSON record of a single-partition topic, from the beginning (no consumer group)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_of(broker), enable_auto_commit=False)
-    tp = TopicPartition(ASSIGNMENTS, 0)
+    tp = TopicPartition(topic, 0)
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
-    records: dict[str, dict[str, dict]] = defaultdict(dict)
+    out: list[dict] = []
     idle = 0
     while idle < 3:
         batch = consumer.poll(timeout_ms=500, max_records=10_000)
         idle = 0 if batch else idle + 1
-        for rows in batch.values():
-            for r in rows:
-                a = json.loads(r.value)
-                records[a["id"]][f"{a['story_id']}/{a['event_id']}"] = a
+        out += [json.loads(r.value) for rows in batch.values() for r in rows]
     consumer.close()
+    return out
+
+
+def all_records(broker: str) -> dict[str, dict[str, dict]]:
+    """Every assignment record on the topic: id -> {story/event: latest record} (a redelivery may
+    publish an article again; it must say the same)."""
+    records: dict[str, dict[str, dict]] = defaultdict(dict)
+    for a in read_topic(broker, ASSIGNMENTS):
+        records[a["id"]][f"{a['story_id']}/{a['event_id']}"] = a
     return records
 
 

@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._table import show  # noqa: E402
-from bench.chaos import all_records, drill_input  # noqa: E402
+from bench.chaos import all_records, drill_input, read_topic  # noqa: E402
 from stream.broker import LocalBroker, free_port  # noqa: E402
 from stream.demo import OutputWatcher, worker_metric, worker_process  # noqa: E402
 from stream.replay import replay  # noqa: E402
@@ -131,20 +131,6 @@ def send_live(broker: LocalBroker, items: list[dict[str, Any]], rate: float) -> 
     return sent
 
 
-def read_topic(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    out, idle = [], 0
-    while idle < 3:
-        batch = consumer.poll(timeout_ms=500)
-        idle = 0 if batch else idle + 1
-        out += [json.loads(r.value) for rows in batch.values() for r in rows]
-    consumer.close()
-    return out
-
-
 def latency_run(workdir: Path, rate: float, webhooks: list[dict[str, str]] | None) -> dict[str, Any]:
     items = live_articles("live")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -175,8 +161,8 @@ def latency_run(workdir: Path, rate: float, webhooks: list[dict[str, str]] | Non
                     if expected and done >= expected:
                         break
                     time.sleep(1.0)
-        alerts = {a["id"] for a in read_topic(broker, ALERTS)}
-        dead = read_topic(broker, WEBHOOKS_DEADLETTER) if webhooks else []
+        alerts = {a["id"] for a in read_topic(broker.url, ALERTS)}
+        dead = read_topic(broker.url, WEBHOOKS_DEADLETTER) if webhooks else []
         watcher.close()
     return {"latency": lat, "alerts": alerts, "dead": dead}
 

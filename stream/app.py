@@ -293,11 +293,10 @@ def create_app(settings: Settings) -> faust.App:
             await webhook_deadletter.send(key=str(alert["id"]).encode(), value=record)
 
         policy = RetryPolicy(
-            settings.webhook_attempts,
-            0.5,
-            settings.webhook_max_delay_seconds,
-            settings.webhook_timeout_seconds,
-            settings.webhook_concurrency,
+            attempts=settings.webhook_attempts,
+            max_delay=settings.webhook_max_delay_seconds,
+            timeout=settings.webhook_timeout_seconds,
+            concurrency=settings.webhook_concurrency,
         )
         sender = WebhookSender(
             endpoints, dead, policy, on_outcome=lambda outcome: metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
