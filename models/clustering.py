@@ -22,6 +22,7 @@ dicts (``to_dict`` / ``from_dict``), which is how the stream layer keeps it in F
 
 from __future__ import annotations
 
+import base64
 import heapq
 import math
 from collections import OrderedDict
@@ -95,6 +96,19 @@ class Assignment:
         )
 
 
+def encode_vector(v: np.ndarray) -> str:
+    """Exact float64 bytes as base64: a story record is stored at every checkpoint that touches it,
+    and decimal JSON made its vectors 90 % of the bytes and of the serialisation time."""
+    return base64.b64encode(np.asarray(v, dtype="<f8").tobytes()).decode("ascii")
+
+
+def decode_vector(data: str | list[float]) -> np.ndarray:
+    """The inverse of :func:`encode_vector`; also reads the decimal lists older states hold."""
+    if isinstance(data, str):
+        return np.frombuffer(base64.b64decode(data), dtype="<f8").astype(np.float64)
+    return np.asarray(data, dtype=np.float64)
+
+
 def _bounded(counts: dict[str, int], limit: int) -> dict[str, int]:
     if len(counts) <= 2 * limit:
         return counts
@@ -148,7 +162,7 @@ class Event:
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "size": self.size,
-            "vector_sum": self.vector_sum.tolist(),
+            "vector_sum": encode_vector(self.vector_sum),
             "terms": dict(self.terms),
             "title": self.title,
             "first_article": self.first_article,
@@ -162,7 +176,7 @@ class Event:
             d["first_ts"],
             d["last_ts"],
             d["size"],
-            np.asarray(d["vector_sum"], dtype=np.float64),
+            decode_vector(d["vector_sum"]),
             dict(d["terms"]),
             d["title"],
             d["first_article"],
@@ -208,7 +222,7 @@ class Story:
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "size": self.size,
-            "vector_sum": self.vector_sum.tolist(),
+            "vector_sum": encode_vector(self.vector_sum),
             "terms": dict(self.terms),
             "entities": dict(self.entities),
             "events": list(self.events),
@@ -228,7 +242,7 @@ class Story:
             d["first_ts"],
             d["last_ts"],
             d["size"],
-            np.asarray(d["vector_sum"], dtype=np.float64),
+            decode_vector(d["vector_sum"]),
             dict(d["terms"]),
             dict(d["entities"]),
             list(d["events"]),

@@ -27,7 +27,7 @@ from models.join_model import JoinModel
 from stream import metrics
 from stream.batching import OrderedAcks, run_batched
 from stream.cluster_step import ClusterStep, StateTables
-from stream.faust_fixes import reread_skipped_offsets
+from stream.faust_fixes import FETCH_WAIT_ATTRIBUTE, fetch_max_wait, flush_all, reread_skipped_offsets
 from stream.live import LiveFeed
 from stream.settings import Settings
 from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES, WEBHOOKS_DEADLETTER
@@ -37,6 +37,7 @@ log = logging.getLogger("storywire")
 
 DASHBOARD = Path(__file__).parent / "web" / "dashboard.html"
 MAX_DEADLETTER_BYTES = 512 * 1024  # larger invalid lines keep their first 512 KiB (header storywire-bytes: size)
+LOCAL_BROKER_FETCH_WAIT_MS = 50  # the local broker holds a fetch for its whole wait (stream/faust_fixes.py)
 SHARD_KEY = b"shard-0"  # one cluster shard: every embedded article goes to its single partition
 
 
@@ -68,6 +69,14 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # recovery exact (see ../shared/notes/local-broker.md). Real Kafka needs none of this.
         options["producer_max_batch_size"] = 1
     return options
+
+
+def fetch_wait_ms(settings: Settings) -> int | None:
+    """The consumer's fetch wait: tansu answers a parked fetch only when its wait runs out, never
+    when a record arrives, so the local broker gets a short one. ``None``: Faust's own (1.5 s)."""
+    if settings.fetch_max_wait_ms is not None:
+        return settings.fetch_max_wait_ms
+    return LOCAL_BROKER_FETCH_WAIT_MS if settings.local_broker else None
 
 
 def input_ref(event: EventT) -> str:
@@ -126,7 +135,9 @@ def fail_fast(app: faust.App) -> Callable[[AgentFun], AgentFun]:
 
 def create_app(settings: Settings) -> faust.App:
     reread_skipped_offsets()
+    fetch_max_wait()
     app = faust.App(settings.app_id, **faust_options(settings))
+    setattr(app, FETCH_WAIT_ATTRIBUTE, fetch_wait_ms(settings))
     rt = Runtime(settings)
     app.storywire_runtime = rt  # type: ignore[attr-defined]
 
@@ -225,9 +236,9 @@ def create_app(settings: Settings) -> faust.App:
             # Two-phase checkpoint (stream/cluster_step.py): records, stored; then the commit mark,
             # stored; only then outputs and acks. A crash anywhere in between is rolled back on restore.
             out = step.checkpoint(decided, time.time())
-            await app.producer.flush()
+            await flush_all(app.producer)
             step.commit()
-            await app.producer.flush()
+            await flush_all(app.producer)
             metrics.CLUSTER_SECONDS.observe(time.perf_counter() - started)
             now = time.time()
             for d in out.decisions:

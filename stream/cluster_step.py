@@ -23,6 +23,7 @@ nothing counts twice, and the stories equal those of a run without the crash.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -36,6 +37,7 @@ from models.reorder import ReorderBuffer
 
 T = TypeVar("T")
 DF_BUCKETS = 64
+DF_COMPACT_EVERY = 50  # df delta records between two compactions into the base buckets
 META_KEY = "meta"
 CKPT = "ckpt"  # the checkpoint a record was written in
 
@@ -47,6 +49,13 @@ def _committed(record: dict[str, Any] | None) -> dict[str, Any] | None:
     if record is None:
         return None
     return {k: v for k, v in record.items() if k != "prev"}
+
+
+def _assignment_items(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The assignments in one stored record (one per checkpoint; older workers wrote one per article)."""
+    if "items" in record:
+        return list(record["items"])
+    return [{k: v for k, v in record.items() if k != CKPT}]
 
 
 def df_bucket(term: str) -> str:
@@ -92,6 +101,11 @@ class ClusterStep(Generic[T]):
         self.rules = AlertRules()
         self.ckpt = 0  # the last complete checkpoint
         self._expired: list[str] = []  # story tombstones of the last checkpoint, deleted by the next
+        self._batch_of: dict[str, str] = {}  # article id -> the assignment record holding it
+        self._left: dict[str, int] = {}  # assignment record -> its items not yet forgotten
+        self._deltas: list[str] = []  # df delta records since the last compaction
+        self._obsolete_deltas: list[str] = []  # df delta records a compaction made obsolete
+        self._dirty: set[str] = set()  # terms moved since the last compaction
 
     def restore(self) -> int:
         """Rebuild the clusterer from the tables as of the last complete checkpoint, repairing the
@@ -109,24 +123,21 @@ class ClusterStep(Generic[T]):
                     t.stories[sid] = record
             if record is not None and not record.get("expired"):
                 stories.append(record)
-        df: dict[str, int] = {}
-        for b, bucket in list(t.df.items()):
-            counts = bucket["counts"]
-            if bucket[CKPT] > last:
-                counts = dict(counts)
-                for term, before in bucket["undo"].items():
-                    if before:
-                        counts[term] = before
-                    else:
-                        counts.pop(term, None)
-                t.df[b] = {CKPT: last, "counts": counts, "undo": {}}
-            df.update(counts)
+        df = self._restore_df(last)
+        # Assignments are stored one record per checkpoint; items already forgotten (past the story
+        # horizon) stay in a record until all of its items are, and are dropped here.
+        watermark = meta.get("watermark") if meta else None
+        horizon = watermark - self.config.story_ttl_hours * 3600 if watermark is not None else -math.inf
         assigned = []
-        for aid, a in list(t.assigned.items()):
-            if a[CKPT] > last:
-                del t.assigned[aid]
-            else:
-                assigned.append(a)
+        self._batch_of, self._left = {}, {}
+        for key, record in list(t.assigned.items()):
+            live = [a for a in _assignment_items(record) if a["timestamp"] >= horizon]
+            if record[CKPT] > last or not live:
+                del t.assigned[key]
+                continue
+            assigned.extend(live)
+            self._batch_of.update((a["id"], key) for a in live)
+            self._left[key] = len(live)
         self.ckpt = last
         self._expired = [sid for sid, r in t.stories.items() if r.get("expired")]
         if meta:
@@ -193,36 +204,91 @@ class ClusterStep(Generic[T]):
         for sid in self._expired:
             t.stories[sid] = {"expired": True, CKPT: k, "prev": _committed(t.stories.get(sid))}
             snapshots.append({"id": sid, "status": "expired"})
-        for aid in changes.assigned:
-            if aid in c.assigned:
-                t.assigned[aid] = {**c.assigned[aid].to_dict(), CKPT: k}
+        # One record per checkpoint, not per article: on the local broker every record is a request.
+        items = [c.assigned[aid].to_dict() for aid in changes.assigned if aid in c.assigned]
+        if items:
+            key = f"b{k}"
+            t.assigned[key] = {CKPT: k, "items": items}
+            self._batch_of.update((a["id"], key) for a in items)
+            self._left[key] = len(items)
         for aid in changes.forgotten:
-            t.assigned.pop(aid, None)
-        moved: dict[str, set[str]] = {}  # bucket -> terms whose count changed
-        if changes.df_pruned:
-            fresh: dict[str, dict[str, int]] = {str(b): {} for b in range(DF_BUCKETS)}
-            for term, count in c.df.items():
-                fresh[df_bucket(term)][term] = count
-            for b, counts in fresh.items():
-                old = t.df[b]["counts"] if b in t.df else {}
-                moved[b] = {x for x in old.keys() | counts.keys() if old.get(x) != counts.get(x)}
-        else:
-            fresh = {}
-            for term in changes.terms:
-                moved.setdefault(df_bucket(term), set()).add(term)
-            for b, terms in moved.items():
-                counts = dict(t.df[b]["counts"]) if b in t.df else {}
-                for term in terms:
-                    if term in c.df:
-                        counts[term] = c.df[term]
+            batch = self._batch_of.pop(aid, None)
+            if batch is not None:
+                self._left[batch] -= 1
+                if not self._left[batch]:
+                    del self._left[batch]
+                    t.assigned.pop(batch, None)
+        self._write_df(changes.terms, changes.df_pruned)
+        return snapshots
+
+    # ------------------------------------------------------------- document frequencies
+    # Stored as base buckets (all terms, rewritten only at a compaction) plus one delta record per
+    # checkpoint (the new counts of the terms that moved). On the local broker every record is its own
+    # request, so a checkpoint writes one df record, not one per bucket touched (there were ~50).
+
+    def _write_df(self, moved: set[str], pruned: bool) -> None:
+        c, t, k = self.clusterer, self.tables, self.ckpt
+        for key in self._obsolete_deltas:  # made obsolete by a compaction that is now complete
+            t.df.pop(key, None)
+        self._obsolete_deltas = []
+        self._dirty |= moved
+        if not pruned and len(self._deltas) < DF_COMPACT_EVERY:
+            if moved:
+                key = f"d{k}"
+                t.df[key] = {CKPT: k, "counts": {term: c.df.get(term, 0) for term in sorted(moved)}}
+                self._deltas.append(key)
+            return
+        buckets = {str(b) for b in range(DF_BUCKETS)} if pruned else {df_bucket(term) for term in self._dirty}
+        fresh: dict[str, dict[str, int]] = {b: {} for b in buckets}
+        for term, count in c.df.items():
+            b = df_bucket(term)
+            if b in fresh:
+                fresh[b][term] = count
+        for b in sorted(buckets):
+            stored = t.df.get(b)
+            old = stored["counts"] if stored else {}
+            undo = {x: old.get(x, 0) for x in old.keys() | fresh[b].keys() if old.get(x) != fresh[b].get(x)}
+            t.df[b] = {CKPT: k, "counts": fresh[b], "undo": undo, "from": stored[CKPT] if stored else 0}
+        self._obsolete_deltas, self._deltas, self._dirty = self._deltas, [], set()
+
+    def _restore_df(self, last: int) -> dict[str, int]:
+        t = self.tables
+        df: dict[str, int] = {}
+        base: dict[str, int] = {}  # bucket -> the checkpoint its stored counts are of
+        deltas: list[tuple[int, str]] = []
+        for key, record in list(t.df.items()):
+            if key.startswith("d"):
+                if record[CKPT] > last:
+                    del t.df[key]
+                else:
+                    deltas.append((record[CKPT], key))
+                continue
+            counts, of = record["counts"], record[CKPT]
+            if of > last:  # a torn compaction: back to the counts it replaced
+                counts = dict(counts)
+                for term, before in record["undo"].items():
+                    if before:
+                        counts[term] = before
                     else:
                         counts.pop(term, None)
-                fresh[b] = counts
-        for b in sorted(moved):
-            old = t.df[b]["counts"] if b in t.df else {}
-            undo = {term: old.get(term, 0) for term in moved[b]}
-            t.df[b] = {CKPT: k, "counts": fresh[b], "undo": undo}
-        return snapshots
+                of = record.get("from", 0)
+                t.df[key] = {CKPT: of, "counts": counts, "undo": {}, "from": of}
+            base[key] = of
+            df.update(counts)
+        deltas.sort()
+        self._dirty = set()
+        for of, key in deltas:
+            for term, count in t.df[key]["counts"].items():
+                if of > base.get(df_bucket(term), 0):
+                    self._dirty.add(term)
+                    if count:
+                        df[term] = count
+                    else:
+                        df.pop(term, None)
+        compacted = max(base.values(), default=0)
+        self._obsolete_deltas = [key for of, key in deltas if of <= compacted]
+        self._deltas = [key for of, key in deltas if of > compacted]
+        return df
 
     def snapshot(self, story_id: str, now: float) -> dict[str, Any]:
         c = self.clusterer

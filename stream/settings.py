@@ -51,7 +51,15 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: float = Field(
         0.5, ge=0, description="event-time window in which the cluster step re-orders articles before deciding"
     )
-    reorder_idle_seconds: float = Field(1.0, gt=0, description="an idle stream releases its re-order buffer after this")
+    reorder_idle_seconds: float = Field(
+        0.25, gt=0, description="an idle stream releases its re-order buffer after this"
+    )
+    fetch_max_wait_ms: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="longest a fetch waits for new records; unset: 50 on the local broker, Faust's 1500 on Kafka",
+    )
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout (the local broker wants 2-3 s)"
     )

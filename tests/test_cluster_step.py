@@ -18,6 +18,7 @@ from models.clustering import ClusterConfig
 from models.features import ArticleFeatures, featurize_batch
 from models.join_model import JoinModel
 from models.replay import event_time_order
+from stream import cluster_step
 from stream.cluster_step import META_KEY, ClusterStep, StateTables
 from stream.evaluate import read_labelled
 from tests.conftest import SAMPLE
@@ -69,9 +70,9 @@ def features(static) -> list[ArticleFeatures]:
     return featurize_batch([x.article for x in items], static)
 
 
-def new_step(tables: StateTables) -> ClusterStep[str]:
+def new_step(tables: StateTables, max_vocabulary: int = 200_000) -> ClusterStep[str]:
     # a short story TTL, so stories expire (tombstones) within the sample too
-    config = ClusterConfig(story_ttl_hours=24.0, event_ttl_hours=6.0)
+    config = ClusterConfig(story_ttl_hours=24.0, event_ttl_hours=6.0, max_vocabulary=max_vocabulary)
     step: ClusterStep[str] = ClusterStep(JoinModel.load("static"), config, tables, allowed_lateness=0.0)
     step.restore()
     return step
@@ -94,15 +95,21 @@ def state(step: ClusterStep[str]) -> dict[str, Any]:
     return data
 
 
-def test_a_crash_anywhere_in_a_checkpoint_is_rolled_back_exactly(features):
-    clean_step = new_step(new_tables())
+@pytest.mark.parametrize(
+    ("compact_every", "max_vocabulary"),
+    [(50, 200_000), (3, 200_000), (3, 600)],
+    ids=["df-deltas", "df-compactions", "df-pruning"],
+)
+def test_a_crash_anywhere_in_a_checkpoint_is_rolled_back_exactly(features, monkeypatch, compact_every, max_vocabulary):
+    monkeypatch.setattr(cluster_step, "DF_COMPACT_EVERY", compact_every)
+    clean_step = new_step(new_tables(), max_vocabulary)
     clean = {a["id"]: a for b in batches(features) for a in feed(clean_step, b)}
     assert clean_step.clusterer.expired_stories > 0  # the runs cover story expiry too
     rng = random.Random(7)
     for trial in range(12):
         j = rng.randrange(1, len(batches(features)))
         tables = new_tables()
-        step = new_step(tables)
+        step = new_step(tables, max_vocabulary)
         for b in batches(features)[:j]:
             feed(step, b)
         before = copy_tables(tables)
@@ -120,10 +127,24 @@ def test_a_crash_anywhere_in_a_checkpoint_is_rolled_back_exactly(features):
                     dict.pop(table, key, None)
                 else:
                     dict.__setitem__(table, key, value)
-        again = new_step(torn)
+        again = new_step(torn, max_vocabulary)
         seen = {}
         for b in batches(features)[j:]:  # the torn batch comes again: it was never acknowledged
             seen.update({a["id"]: a for a in feed(again, b)})
         for aid, a in seen.items():
             assert a == clean[aid], f"trial {trial}: {aid} differs after a crash in checkpoint {j}"
         assert state(again) == state(clean_step), f"trial {trial}: state differs after checkpoint {j}"
+
+
+def test_assignments_are_stored_one_record_per_checkpoint_and_dropped_once_all_are_forgotten(features):
+    tables = new_tables()
+    step = new_step(tables)
+    for b in batches(features):
+        feed(step, b)
+    records = dict(tables.assigned)
+    assert 0 < len(records) < len(batches(features))  # early checkpoints' records are gone: all forgotten
+    stored = [a["id"] for r in records.values() for a in r["items"]]
+    assert len(stored) == len(set(stored))
+    assert set(step.clusterer.assigned) <= set(stored)  # what the clusterer still remembers is stored
+    again = new_step(copy_tables(tables))
+    assert state(again) == state(step)
