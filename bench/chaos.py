@@ -48,6 +48,7 @@ from stream.settings import SAMPLE_STREAM, Settings  # noqa: E402
 from stream.topics import ASSIGNMENTS, ensure_topics  # noqa: E402
 
 LATENESS = 600  # event-time seconds (= articles here) the cluster step waits to re-order
+IDLE = 1.0  # quiet seconds before the re-order buffer is released: short replay pauses must not release it
 
 
 def drill_input(n: int, path: Path) -> list[str]:
@@ -108,6 +109,7 @@ def all_records(broker: str) -> dict[str, dict[str, dict]]:
 def run(source: Path, ids: list[str], embedder: str, rate: float, kill_at: list[float], workdir: Path) -> dict:
     """One run on a fresh broker; ``kill_at``: shares of the input after which to SIGKILL the worker."""
     os.environ["STORYWIRE_ALLOWED_LATENESS_SECONDS"] = str(LATENESS)
+    os.environ["STORYWIRE_REORDER_IDLE_SECONDS"] = str(IDLE)
     pending = sorted(kill_at)
     kills: list[float] = []  # wall-clock times of the kills
     workdir.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ log = logging.getLogger("storywire")
 
 DASHBOARD = Path(__file__).parent / "web" / "dashboard.html"
 MAX_DEADLETTER_BYTES = 512 * 1024  # larger invalid lines keep their first 512 KiB (header storywire-bytes: size)
-LOCAL_BROKER_FETCH_WAIT_MS = 50  # the local broker holds a fetch for its whole wait (stream/faust_fixes.py)
+LOCAL_BROKER_FETCH_WAIT_MS = 50  # tansu holds a waiting fetch for the whole wait (stream/faust_fixes.py)
 SHARD_KEY = b"shard-0"  # one cluster shard: every embedded article goes to its single partition
 
 
@@ -72,7 +72,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
 
 
 def fetch_wait_ms(settings: Settings) -> int | None:
-    """The consumer's fetch wait: tansu answers a parked fetch only when its wait runs out, never
+    """The consumer's fetch wait: tansu answers a waiting fetch only when the wait runs out, never
     when a record arrives, so the local broker gets a short one. ``None``: Faust's own (1.5 s)."""
     if settings.fetch_max_wait_ms is not None:
         return settings.fetch_max_wait_ms

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         0.5, ge=0, description="event-time window in which the cluster step re-orders articles before deciding"
     )
     reorder_idle_seconds: float = Field(
-        0.25, gt=0, description="an idle stream releases its re-order buffer after this"
+        0.25, gt=0, description="quiet input releases the re-order buffer after this (a burst's tail waits so long)"
     )
     fetch_max_wait_ms: int | None = Field(
         None,

@@ -9,34 +9,57 @@ import sys
 from faust.transport.consumer import Consumer
 
 from stream.app import LOCAL_BROKER_FETCH_WAIT_MS, fetch_wait_ms
-from stream.faust_fixes import REREAD_DELAY_SECONDS, reread_skipped_offsets
+from stream.faust_fixes import REREAD_DELAY_SECONDS, HeldReadOffsets, reread_skipped_offsets
 from stream.settings import Settings
 
 
 class FakeConsumer:
+    """What of Faust's consumer the fix touches: the seek and the "last read" offsets."""
+
     def __init__(self) -> None:
         self.seeks: list[tuple[str, int]] = []
-        self.gaps: list[tuple[int, int]] = []
+        self._read_offset = HeldReadOffsets()
 
-    async def seek(self, tp: str, offset: int) -> None:
+    async def _seek(self, tp: str, offset: int) -> None:
         self.seeks.append((tp, offset))
 
 
-def test_a_jump_is_read_again_not_acknowledged():
+def delivered(consumer: FakeConsumer, tp: str, offset: int) -> bool:
+    """Faust's read loop for one fetched message: dropped below the last read offset, else read."""
+    last = consumer._read_offset[tp]
+    if last is not None and offset < last:
+        return False
+    consumer._read_offset[tp] = offset
+    return True
+
+
+def test_a_jump_is_read_again_not_acknowledged_and_stale_records_do_not_drop_the_re_read():
     reread_skipped_offsets()
     fake = FakeConsumer()
+    tp = "embedded/0"
 
-    async def go() -> None:
-        await Consumer._add_gap(fake, "alerts/0", 202, 205)  # type: ignore[arg-type]
+    async def go() -> list[int]:
+        assert delivered(fake, tp, 201)
+        # 206 reveals a jump (202..205 skipped by the client): a rewind to 201 is scheduled ...
+        await Consumer._add_gap(fake, tp, 202, 206)  # type: ignore[arg-type]
         assert fake.seeks == []  # not before the read loop has recorded the message that revealed it
+        assert delivered(fake, tp, 206)
+        # ... records fetched before the seek keep coming and reveal the "same" jump: one rewind only
+        for stale in (207, 208):
+            await Consumer._add_gap(fake, tp, 202, stale)  # type: ignore[arg-type]
+            assert delivered(fake, tp, stale)
         await asyncio.sleep(REREAD_DELAY_SECONDS * 4)
+        assert delivered(fake, tp, 209)  # fetched before the seek, arriving after it
+        return [o for o in range(201, 211) if delivered(fake, tp, o)]  # the re-read, then on
 
-    asyncio.run(go())
-    assert fake.seeks == [("alerts/0", 201)]
+    reread = asyncio.run(go())
+    assert fake.seeks == [(tp, 201)]
+    assert reread == list(range(201, 211))  # nothing of the skipped range is dropped
+    assert fake._read_offset.rewinds == {}  # the hold ended with the re-read
 
 
 def test_fetch_wait_short_on_the_local_broker_fausts_on_kafka_or_as_configured():
-    # tansu holds a parked fetch for its whole wait: Faust's fixed 1.5 s was up to 1.5 s per hop.
+    # tansu holds a waiting fetch for its whole wait: Faust's fixed 1.5 s was up to 1.5 s per hop.
     assert fetch_wait_ms(Settings(local_broker=True)) == LOCAL_BROKER_FETCH_WAIT_MS
     assert fetch_wait_ms(Settings(local_broker=False)) is None
     assert fetch_wait_ms(Settings(local_broker=True, fetch_max_wait_ms=200)) == 200
@@ -50,10 +73,14 @@ from stream.app import create_app
 from stream.settings import Settings
 
 async def main():
-    app = create_app(Settings(broker="kafka://127.0.0.1:1", local_broker=True))
-    print(app.consumer._thread._create_worker_consumer(app.transport)._fetch_max_wait_ms)
+    for wait in (None, 200):
+        app = create_app(Settings(broker="kafka://127.0.0.1:1", local_broker=True, fetch_max_wait_ms=wait))
+        print(app.consumer._thread._create_worker_consumer(app.transport)._fetch_max_wait_ms)
+        break
 
 asyncio.run(main())
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.split()[-1] == str(LOCAL_BROKER_FETCH_WAIT_MS)
+    for wait, expected in ((None, str(LOCAL_BROKER_FETCH_WAIT_MS)), (200, "200")):
+        script = code.replace("(None, 200)", f"({wait},)")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+        assert out.stdout.split()[-1] == expected
