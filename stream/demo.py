@@ -27,7 +27,7 @@ from rich.console import Console
 from stream.broker import LocalBroker, die_with_parent, free_port
 from stream.replay import bootstrap_of, replay
 from stream.settings import Settings
-from stream.topics import ALERTS, ASSIGNMENTS, DEADLETTER, ensure_topics
+from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, ensure_topics
 
 console = Console(stderr=True)
 
@@ -74,6 +74,12 @@ class Outcome:
     processed: set[str] = field(default_factory=set)  # input records assigned (topic/partition/offset)
     deadletters: dict[str, dict[str, str]] = field(default_factory=dict)  # input record -> raw line, reason
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # alert id -> alert
+    inputs: dict[str, str] = field(default_factory=dict)  # input record -> its key (the article id)
+
+    def missing(self) -> list[str]:
+        """Input records neither assigned nor dead-lettered (so far), with their keys."""
+        done = self.processed | self.deadletters.keys()
+        return [f"{ref} (key {key})" for ref, key in sorted(self.inputs.items()) if ref not in done]
 
     @property
     def stories(self) -> int:
@@ -81,7 +87,8 @@ class Outcome:
 
 
 class OutputWatcher:
-    """Reads ``assignments``, ``articles.deadletter`` and ``alerts`` from the beginning, without a group."""
+    """Reads ``assignments``, ``articles.deadletter`` and ``alerts`` from the beginning, without a
+    group; and ``articles``, to name the input records that never came out."""
 
     def __init__(self, broker: str) -> None:
         self.consumer = KafkaConsumer(
@@ -92,7 +99,7 @@ class OutputWatcher:
 
     def _assign(self) -> None:
         partitions = []
-        for topic in (ASSIGNMENTS, DEADLETTER, ALERTS):
+        for topic in (ASSIGNMENTS, DEADLETTER, ALERTS, ARTICLES):
             for p in self.consumer.partitions_for_topic(topic) or ():
                 partitions.append(TopicPartition(topic, p))
         new = {f"{tp.topic}/{tp.partition}" for tp in partitions} - self._assigned
@@ -121,6 +128,9 @@ class OutputWatcher:
                 elif r.topic == ALERTS:
                     alert = json.loads(r.value)
                     self.outcome.alerts[alert["id"]] = alert
+                elif r.topic == ARTICLES:
+                    ref = f"{r.topic}/{r.partition}/{r.offset}"
+                    self.outcome.inputs[ref] = (r.key or b"").decode(errors="replace")[:80]
         return self.outcome
 
     def wait_for(self, expected: int, timeout: float, worker: subprocess.Popen[bytes] | None = None) -> Outcome:
@@ -137,7 +147,11 @@ class OutputWatcher:
                 if worker is not None and worker.poll() is not None:
                     raise RuntimeError(f"the worker exited with code {worker.returncode}")
         done = len(self.outcome.processed) + len(self.outcome.deadletters)
-        raise TimeoutError(f"only {done} of {expected} lines were assigned or dead-lettered within {timeout:.0f} s")
+        missing = self.outcome.missing()
+        raise TimeoutError(
+            f"only {done} of {expected} lines were assigned or dead-lettered within {timeout:.0f} s"
+            + (f"; not seen: {', '.join(missing[:10])}" if missing else "")
+        )
 
     def close(self) -> None:
         self.consumer.close()
