@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=10_000,
-        description="longest a fetch waits for new records; unset: 50 on the local broker, Faust's 1500 on Kafka",
+        description="longest a consumer fetch waits for new records; unset: Faust's 1500 (see the README on 50)",
     )
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout (the local broker wants 2-3 s)"

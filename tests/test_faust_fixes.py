@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 from faust.transport.consumer import Consumer
 
-from stream.app import LOCAL_BROKER_FETCH_WAIT_MS, fetch_wait_ms
+from stream.app import fetch_wait_ms
 from stream.faust_fixes import REREAD_DELAY_SECONDS, HeldReadOffsets, reread_skipped_offsets
 from stream.settings import Settings
 
@@ -78,11 +82,46 @@ def test_a_single_skipped_message_after_a_seek_to_committed_is_seen_and_read_aga
     assert fake.seeks == [(tp, 62)]
 
 
-def test_fetch_wait_short_on_the_local_broker_fausts_on_kafka_or_as_configured():
-    # tansu holds a waiting fetch for its whole wait: Faust's fixed 1.5 s was up to 1.5 s per hop.
-    assert fetch_wait_ms(Settings(local_broker=True)) == LOCAL_BROKER_FETCH_WAIT_MS
-    assert fetch_wait_ms(Settings(local_broker=False)) is None
-    assert fetch_wait_ms(Settings(local_broker=True, fetch_max_wait_ms=200)) == 200
+@dataclass(eq=False)
+class Fetched:
+    """A fetched message, as far as ``Consumer.ack`` looks at it."""
+
+    generation_id: int
+    acked: bool = False
+    tp: str = "articles/1"
+    topic: str = "articles"
+    offset: int = 58
+
+
+class AckingConsumer:
+    """What Faust's ``Consumer.ack`` reads and writes."""
+
+    def __init__(self, generation: int) -> None:
+        self.app = SimpleNamespace(
+            consumer_generation_id=generation, topics=SimpleNamespace(acks_enabled_for=lambda topic: True)
+        )
+        self._committed_offset: dict[str, int | None] = defaultdict(lambda: None)
+        self._acked_index: dict[str, set[int]] = defaultdict(set)
+        self._acked: dict[str, list[int]] = defaultdict(list)
+        self._unacked_messages: set[Any] = set()
+        self._n_acked = 0
+        self._waiting_for_ack = None
+
+
+def test_a_message_of_an_older_consumer_generation_is_not_made_committable():
+    reread_skipped_offsets()
+    consumer = AckingConsumer(generation=7)
+    stale = Fetched(generation_id=6)
+    current = Fetched(generation_id=7)
+    assert Consumer.ack(consumer, stale) is False  # type: ignore[arg-type]
+    assert stale.acked and consumer._acked["articles/1"] == []  # skipped by Faust, read again later
+    assert Consumer.ack(consumer, current) is True  # type: ignore[arg-type]
+    assert consumer._acked["articles/1"] == [58]
+
+
+def test_fetch_wait_is_fausts_unless_configured():
+    assert fetch_wait_ms(Settings(local_broker=True)) is None
+    assert fetch_wait_ms(Settings(local_broker=True, fetch_max_wait_ms=50)) == 50
 
 
 def test_the_worker_consumer_is_built_with_that_wait():
@@ -100,7 +139,7 @@ async def main():
 
 asyncio.run(main())
 """
-    for wait, expected in ((None, str(LOCAL_BROKER_FETCH_WAIT_MS)), (200, "200")):
+    for wait, expected in ((None, "1500"), (200, "200")):
         script = code.replace("(None, 200)", f"({wait},)")
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
         assert out.stdout.split()[-1] == expected
