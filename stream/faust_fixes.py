@@ -38,6 +38,7 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from mode.utils.futures import notify
 
 log = logging.getLogger("storywire.faust")
 REREAD_DELAY_SECONDS = 0.05  # after the read loop has recorded the message at the end of the jump
@@ -132,7 +133,11 @@ def reread_skipped_offsets() -> None:
     def ack(self: Consumer, message: Any) -> bool:
         generation = getattr(message, "generation_id", None)
         if generation is not None and generation != self.app.consumer_generation_id:
-            message.acked = True  # done with here; not committable: it is read again after the seek
+            # Done with here (a rebalance waits for unacknowledged messages), but not committable:
+            # it is read again after the seek.
+            message.acked = True
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
             return False
         return bool(original_ack(self, message))
 

@@ -113,8 +113,10 @@ def test_a_message_of_an_older_consumer_generation_is_not_made_committable():
     consumer = AckingConsumer(generation=7)
     stale = Fetched(generation_id=6)
     current = Fetched(generation_id=7)
+    consumer._unacked_messages.add(stale)
     assert Consumer.ack(consumer, stale) is False  # type: ignore[arg-type]
     assert stale.acked and consumer._acked["articles/1"] == []  # skipped by Faust, read again later
+    assert stale not in consumer._unacked_messages  # a rebalance does not wait for it
     assert Consumer.ack(consumer, current) is True  # type: ignore[arg-type]
     assert consumer._acked["articles/1"] == [58]
 
