@@ -106,6 +106,14 @@ class AckingConsumer:
         self._unacked_messages: set[Any] = set()
         self._n_acked = 0
         self._waiting_for_ack = None
+        self._read_offset = HeldReadOffsets()
+        self.seeks: list[tuple[str, int]] = []
+
+    def assignment(self) -> set[str]:
+        return {"articles/1"}
+
+    async def _seek(self, tp: str, offset: int) -> None:
+        self.seeks.append((tp, offset))
 
 
 def test_a_message_of_an_older_consumer_generation_is_not_made_committable():
@@ -114,8 +122,15 @@ def test_a_message_of_an_older_consumer_generation_is_not_made_committable():
     stale = Fetched(generation_id=6)
     current = Fetched(generation_id=7)
     consumer._unacked_messages.add(stale)
-    assert Consumer.ack(consumer, stale) is False  # type: ignore[arg-type]
-    assert stale.acked and consumer._acked["articles/1"] == []  # skipped by Faust, read again later
+    consumer._read_offset.update({"articles/1": 63})  # the seek to committed came first; read on since
+
+    async def go() -> None:
+        assert Consumer.ack(consumer, stale) is False  # type: ignore[arg-type]
+        await asyncio.sleep(REREAD_DELAY_SECONDS * 4)
+
+    asyncio.run(go())
+    assert stale.acked and consumer._acked["articles/1"] == []  # not committable ...
+    assert consumer.seeks == [("articles/1", 57)]  # ... and read again
     assert stale not in consumer._unacked_messages  # a rebalance does not wait for it
     assert Consumer.ack(consumer, current) is True  # type: ignore[arg-type]
     assert consumer._acked["articles/1"] == [58]
