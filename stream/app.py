@@ -70,14 +70,6 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def fetch_wait_ms(settings: Settings) -> int | None:
-    """The consumer's fetch wait; ``None``: Faust's own 1.5 s. tansu answers a waiting fetch only
-    when the wait runs out, so on the local broker most of an article's latency is this wait. 50 ms
-    meets the latency target but is not the default: with it the restart test lost input records
-    the client skipped after a rebalance in 4 of about 10 runs (README, Speed)."""
-    return settings.fetch_max_wait_ms
-
-
 def input_ref(event: EventT) -> str:
     """``topic/partition/offset`` of an input record: counts lines in = processed + dead-lettered,
     whatever the ids inside them (two lines may carry one id; a redelivery is one line)."""
@@ -136,7 +128,7 @@ def create_app(settings: Settings) -> faust.App:
     reread_skipped_offsets()
     fetch_max_wait()
     app = faust.App(settings.app_id, **faust_options(settings))
-    setattr(app, FETCH_WAIT_ATTRIBUTE, fetch_wait_ms(settings))
+    setattr(app, FETCH_WAIT_ATTRIBUTE, settings.fetch_max_wait_ms)  # None: Faust's 1.5 s (README, Speed)
     rt = Runtime(settings)
     app.storywire_runtime = rt  # type: ignore[attr-defined]
 

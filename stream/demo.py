@@ -74,12 +74,11 @@ class Outcome:
     processed: set[str] = field(default_factory=set)  # input records assigned (topic/partition/offset)
     deadletters: dict[str, dict[str, str]] = field(default_factory=dict)  # input record -> raw line, reason
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # alert id -> alert
-    inputs: dict[str, str] = field(default_factory=dict)  # input record -> its key (the article id)
 
-    def missing(self) -> list[str]:
-        """Input records neither assigned nor dead-lettered (so far), with their keys."""
+    def missing(self, inputs: dict[str, str]) -> list[str]:
+        """Input records (ref -> key) neither assigned nor dead-lettered (so far), with their keys."""
         done = self.processed | self.deadletters.keys()
-        return [f"{ref} (key {key})" for ref, key in sorted(self.inputs.items()) if ref not in done]
+        return [f"{ref} (key {key})" for ref, key in sorted(inputs.items()) if ref not in done]
 
     @property
     def stories(self) -> int:
@@ -88,18 +87,19 @@ class Outcome:
 
 class OutputWatcher:
     """Reads ``assignments``, ``articles.deadletter`` and ``alerts`` from the beginning, without a
-    group; and ``articles``, to name the input records that never came out."""
+    group; on a timeout also ``articles``, to name the input records that never came out."""
 
     def __init__(self, broker: str) -> None:
+        self.bootstrap = bootstrap_of(broker)
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_of(broker), enable_auto_commit=False, consumer_timeout_ms=500
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, consumer_timeout_ms=500
         )
         self.outcome = Outcome()
         self._assigned: set[str] = set()
 
     def _assign(self) -> None:
         partitions = []
-        for topic in (ASSIGNMENTS, DEADLETTER, ALERTS, ARTICLES):
+        for topic in (ASSIGNMENTS, DEADLETTER, ALERTS):
             for p in self.consumer.partitions_for_topic(topic) or ():
                 partitions.append(TopicPartition(topic, p))
         new = {f"{tp.topic}/{tp.partition}" for tp in partitions} - self._assigned
@@ -128,9 +128,6 @@ class OutputWatcher:
                 elif r.topic == ALERTS:
                     alert = json.loads(r.value)
                     self.outcome.alerts[alert["id"]] = alert
-                elif r.topic == ARTICLES:
-                    ref = f"{r.topic}/{r.partition}/{r.offset}"
-                    self.outcome.inputs[ref] = (r.key or b"").decode(errors="replace")[:80]
         return self.outcome
 
     def wait_for(self, expected: int, timeout: float, worker: subprocess.Popen[bytes] | None = None) -> Outcome:
@@ -147,11 +144,28 @@ class OutputWatcher:
                 if worker is not None and worker.poll() is not None:
                     raise RuntimeError(f"the worker exited with code {worker.returncode}")
         done = len(self.outcome.processed) + len(self.outcome.deadletters)
-        missing = self.outcome.missing()
+        missing = self.outcome.missing(self._input_keys())
         raise TimeoutError(
             f"only {done} of {expected} lines were assigned or dead-lettered within {timeout:.0f} s"
             + (f"; not seen: {', '.join(missing[:10])}" if missing else "")
         )
+
+    def _input_keys(self) -> dict[str, str]:
+        """Every record of ``articles`` (ref -> key): read only to explain a timeout."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        partitions = [TopicPartition(ARTICLES, p) for p in consumer.partitions_for_topic(ARTICLES) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        keys: dict[str, str] = {}
+        idle = 0
+        while idle < 3:
+            batch = consumer.poll(timeout_ms=500, max_records=10_000)
+            idle = 0 if batch else idle + 1
+            for records in batch.values():
+                for r in records:
+                    keys[f"{r.topic}/{r.partition}/{r.offset}"] = (r.key or b"").decode(errors="replace")[:80]
+        consumer.close()
+        return keys
 
     def close(self) -> None:
         self.consumer.close()

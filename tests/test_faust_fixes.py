@@ -12,7 +12,6 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
-from stream.app import fetch_wait_ms
 from stream.faust_fixes import REREAD_DELAY_SECONDS, HeldReadOffsets, reread_skipped_offsets
 from stream.settings import Settings
 
@@ -137,8 +136,8 @@ def test_a_message_of_an_older_consumer_generation_is_not_made_committable():
 
 
 def test_fetch_wait_is_fausts_unless_configured():
-    assert fetch_wait_ms(Settings(local_broker=True)) is None
-    assert fetch_wait_ms(Settings(local_broker=True, fetch_max_wait_ms=50)) == 50
+    assert Settings(local_broker=True).fetch_max_wait_ms is None
+    assert Settings(local_broker=True, fetch_max_wait_ms=50).fetch_max_wait_ms == 50
 
 
 def test_the_worker_consumer_is_built_with_that_wait():
