@@ -35,6 +35,7 @@ import numpy as np
 from models import MODEL_VERSION
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
+from models.neighbours import RecentArticles
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class ClusterConfig:
     max_event_terms: int = 80
     max_titles: int = 20  # recent titles kept per story for its label
     max_vocabulary: int = 200_000  # online document frequencies kept
+    knn_window: int = 2000  # recent articles remembered one by one, for nearest-neighbour votes
+    knn_k: int = 10  # nearest recent articles that vote for their stories
     id_prefix: str = ""  # distinguishes shards: story ids are never reused
 
 
@@ -303,6 +306,7 @@ class StoryClusterer:
         self.assigned: OrderedDict[str, Assignment] = OrderedDict()
         self.expired_stories = 0
         self._major: list[str] = []
+        self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
 
     # ----------------------------------------------------------------- scoring
@@ -332,6 +336,11 @@ class StoryClusterer:
                 score[sid] = score.get(sid, 0.0) + w
         chosen = heapq.nsmallest(cfg.max_candidates, score, key=lambda s: (-score[s], self.stories[s].seq))
         seen = set(chosen)
+        votes = self.recent.votes(f.vector, self.stories)
+        for sid in sorted(votes, key=lambda s: (-votes[s][0], self.stories[s].seq)):
+            if sid not in seen:
+                chosen.append(sid)
+                seen.add(sid)
         limit = len(chosen) + cfg.recent_candidates
         for sid in reversed(self.stories):
             if len(chosen) >= limit:
@@ -351,9 +360,15 @@ class StoryClusterer:
                 seen.add(sid)
         if not chosen:
             return Candidates([], np.zeros((0, len(FEATURE_NAMES))))
-        return Candidates(chosen, self._features(f, chosen, weights))
+        return Candidates(chosen, self._features(f, chosen, weights, votes))
 
-    def _features(self, f: ArticleFeatures, story_ids: list[str], weights: dict[str, float]) -> np.ndarray:
+    def _features(
+        self,
+        f: ArticleFeatures,
+        story_ids: list[str],
+        weights: dict[str, float],
+        votes: dict[str, tuple[float, float]],
+    ) -> np.ndarray:
         stories = [self.stories[s] for s in story_ids]
         dense_story = np.stack([s.centroid for s in stories]) @ f.vector
         matrices = [s.event_centroids for s in stories]
@@ -380,6 +395,7 @@ class StoryClusterer:
         last = np.array([s.last_ts for s in stories])
         gap = np.log1p(np.maximum(0.0, f.timestamp - last) / 3600.0)
         size = np.log1p(1.0 / inv_size)
+        knn = np.array([votes.get(s, (0.0, 0.0)) for s in story_ids], dtype=float).reshape(len(story_ids), 2)
         return np.column_stack(
             (
                 dense_story,
@@ -392,6 +408,8 @@ class StoryClusterer:
                 dense_story - dense_story.max(),
                 coverage,
                 novel_ents,
+                knn[:, 0],
+                knn[:, 1],
             )
         )
 
@@ -442,6 +460,7 @@ class StoryClusterer:
             self._add_to_story(f, story)
         story.refresh_events(self.events, self.config.events_scored)
         self._learn_df(f)
+        self.recent.add(f.id, story.id, f.timestamp, f.vector)
         assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)
         self.assigned[f.id] = assignment
         self.changes.stories.add(story.id)
@@ -578,6 +597,7 @@ class StoryClusterer:
                 break
             del self.assigned[aid]
             self.changes.forgotten.append(aid)
+        self.recent.forget_before(horizon)
         return gone
 
     # ----------------------------------------------------------------- state
@@ -624,6 +644,7 @@ class StoryClusterer:
             "events": [e for r in records for e in r["events"]],
             "df": df,
             "assigned": sorted(assigned, key=lambda a: (a["timestamp"], a["id"])),
+            "recent": [a["knn"] for a in assigned if a.get("knn")],
         }
         return cls.from_dict(data, model, config)
 
@@ -647,6 +668,7 @@ class StoryClusterer:
             "assigned": [a.to_dict() for a in self.assigned.values()],
             "expired_stories": self.expired_stories,
             "major": self._major,
+            "recent": self.recent.entries(),
         }
 
     @classmethod
@@ -667,4 +689,5 @@ class StoryClusterer:
             c.assigned[a["id"]] = Assignment.from_dict(a)
         c.expired_stories = data.get("expired_stories", 0)
         c._major = list(data.get("major", []))
+        c.recent.restore(data.get("recent", []))
         return c

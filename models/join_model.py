@@ -25,6 +25,8 @@ FEATURE_NAMES = (
     "rank_gap",  # this candidate's dense cosine minus the best candidate's
     "term_coverage",  # share of the article's IDF mass the story has used at all
     "novel_entities",  # share of the article's names the story has never mentioned
+    "knn_vote",  # share of the article's nearest recent articles (similarity-weighted) in the story
+    "knn_max",  # cosine to the story's nearest recent article among those neighbours
 )
 
 

@@ -205,7 +205,10 @@ class ClusterStep(Generic[T]):
             t.stories[sid] = {"expired": True, CKPT: k, "prev": _committed(t.stories.get(sid))}
             snapshots.append({"id": sid, "status": "expired"})
         # One record per checkpoint, not per article: on the local broker every record is a request.
-        items = [c.assigned[aid].to_dict() for aid in changes.assigned if aid in c.assigned]
+        # Each carries the article's slot in the nearest-neighbour memory, which restore puts back.
+        items = [
+            {**c.assigned[aid].to_dict(), "knn": c.recent.entry(aid)} for aid in changes.assigned if aid in c.assigned
+        ]
         if items:
             key = f"b{k}"
             t.assigned[key] = {CKPT: k, "items": items}

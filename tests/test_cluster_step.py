@@ -71,8 +71,9 @@ def features(static) -> list[ArticleFeatures]:
 
 
 def new_step(tables: StateTables, max_vocabulary: int = 200_000) -> ClusterStep[str]:
-    # a short story TTL, so stories expire (tombstones) within the sample too
-    config = ClusterConfig(story_ttl_hours=24.0, event_ttl_hours=6.0, max_vocabulary=max_vocabulary)
+    # a short story TTL, so stories expire (tombstones) within the sample too; a small neighbour
+    # window, so the memory restored from the assignment records has wrapped around
+    config = ClusterConfig(story_ttl_hours=24.0, event_ttl_hours=6.0, max_vocabulary=max_vocabulary, knn_window=100)
     step: ClusterStep[str] = ClusterStep(JoinModel.load("static"), config, tables, allowed_lateness=0.0)
     step.restore()
     return step

@@ -42,12 +42,15 @@ def test_redelivered_article_never_counts_twice(sample_features):
     assert sum(sizes.values()) == 50
 
 
-def test_state_round_trips_through_plain_dicts(sample_features):
-    _, uninterrupted = run(sample_features)
+@pytest.mark.parametrize("window", [2000, 64], ids=["window-not-full", "window-wrapped"])
+def test_state_round_trips_through_plain_dicts(sample_features, window):
+    config = ClusterConfig(knn_window=window)
+    _, uninterrupted = run(sample_features, StoryClusterer(JoinModel.load("static"), config))
     half = len(sample_features) // 2
-    c, before = run(sample_features[:half])
+    c, before = run(sample_features[:half], StoryClusterer(JoinModel.load("static"), config))
     state = json.loads(json.dumps(c.to_dict()))  # what a Faust table would hold
-    restored = StoryClusterer.from_dict(state, JoinModel.load("static"))
+    restored = StoryClusterer.from_dict(state, JoinModel.load("static"), config)
+    assert restored.recent.entries() == c.recent.entries()
     _, after = run(sample_features[half:], restored)
     assert before + after == uninterrupted
 

@@ -99,9 +99,8 @@ def online_rows(stream: Stream, model: JoinModel, config: ClusterConfig) -> tupl
 
 def train(streams: list[Stream], embedder: str, config: ClusterConfig, rounds: int, note: str) -> JoinModel:
     """Teacher-forced rows first, then ``rounds`` of rows from the model's own trajectories."""
-    placeholder = JoinModel(
-        np.zeros(len(FEATURE_NAMES)), np.ones(len(FEATURE_NAMES)), np.zeros(len(FEATURE_NAMES)), 0.0, 0.5, embedder
-    )
+    width = len(FEATURE_NAMES)
+    placeholder = JoinModel(np.zeros(width), np.ones(width), np.zeros(width), 0.0, 0.5, embedder)
     rows = [teacher_rows(s, placeholder, config) for s in streams]
     model = fit(rows, embedder, 0.5, note)
     for _ in range(rounds):
@@ -133,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ARTIFACT_DIR)
     args = parser.parse_args(argv)
     config = ClusterConfig()
+    args.out.mkdir(parents=True, exist_ok=True)
     for embedder in args.embedder or ["minilm", "static"]:
         streams = [load_stream(args.data / name, embedder) for name in DEV_STREAMS]
         if args.threshold is not None:
@@ -165,7 +165,6 @@ def main(argv: list[str] | None = None) -> None:
             args.rounds,
             f"dev streams {', '.join(DEV_STREAMS)}; threshold by 2-fold story-grouped CV",
         ).with_threshold(best)
-        args.out.mkdir(parents=True, exist_ok=True)
         final.save(args.out / f"join_{embedder}.json")
         print("wrote", args.out / f"join_{embedder}.json", dict(zip(FEATURE_NAMES, np.round(final.coef, 3))))
 
