@@ -38,6 +38,9 @@ from models.reorder import ReorderBuffer
 T = TypeVar("T")
 DF_BUCKETS = 64
 DF_COMPACT_EVERY = 50  # df delta records between two compactions into the base buckets
+# Each item carries its article's vector (~2 KB for MiniLM): this keeps a record far below Kafka's
+# default 1 MB message limit however many articles one checkpoint decides.
+ASSIGNMENTS_PER_RECORD = 128
 META_KEY = "meta"
 CKPT = "ckpt"  # the checkpoint a record was written in
 
@@ -209,11 +212,11 @@ class ClusterStep(Generic[T]):
         items = [
             {**c.assigned[aid].to_dict(), "knn": c.recent.entry(aid)} for aid in changes.assigned if aid in c.assigned
         ]
-        if items:
-            key = f"b{k}"
-            t.assigned[key] = {CKPT: k, "items": items}
-            self._batch_of.update((a["id"], key) for a in items)
-            self._left[key] = len(items)
+        for j in range(0, len(items), ASSIGNMENTS_PER_RECORD):
+            key, part = f"b{k}.{j // ASSIGNMENTS_PER_RECORD}", items[j : j + ASSIGNMENTS_PER_RECORD]
+            t.assigned[key] = {CKPT: k, "items": part}
+            self._batch_of.update((a["id"], key) for a in part)
+            self._left[key] = len(part)
         for aid in changes.forgotten:
             batch = self._batch_of.pop(aid, None)
             if batch is not None:

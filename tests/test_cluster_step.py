@@ -137,13 +137,19 @@ def test_a_crash_anywhere_in_a_checkpoint_is_rolled_back_exactly(features, monke
         assert state(again) == state(clean_step), f"trial {trial}: state differs after checkpoint {j}"
 
 
-def test_assignments_are_stored_one_record_per_checkpoint_and_dropped_once_all_are_forgotten(features):
+@pytest.mark.parametrize("per_record", [128, 7], ids=["one-record", "split-records"])
+def test_assignments_are_stored_one_record_per_checkpoint_and_dropped_once_all_are_forgotten(
+    features, monkeypatch, per_record
+):
+    monkeypatch.setattr(cluster_step, "ASSIGNMENTS_PER_RECORD", per_record)
     tables = new_tables()
     step = new_step(tables)
     for b in batches(features):
         feed(step, b)
     records = dict(tables.assigned)
-    assert 0 < len(records) < len(batches(features))  # early checkpoints' records are gone: all forgotten
+    per_checkpoint = -(-BATCH // per_record)
+    assert 0 < len(records) < len(batches(features)) * per_checkpoint  # early ones are gone: all forgotten
+    assert all(len(r["items"]) <= per_record for r in records.values())
     stored = [a["id"] for r in records.values() for a in r["items"]]
     assert len(stored) == len(set(stored))
     assert set(step.clusterer.assigned) <= set(stored)  # what the clusterer still remembers is stored
