@@ -61,6 +61,25 @@ def wait_ready(port: int, timeout: float = 120) -> None:
     raise TimeoutError("worker not ready")
 
 
+def stage_seconds(port: int) -> dict[str, float]:
+    """Sums of the worker's stage histograms: where a burst's time went."""
+    import urllib.request
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    wanted = {
+        "storywire_embed_batch_seconds_sum": "embed",
+        "storywire_cluster_batch_seconds_sum": "cluster",
+        "storywire_checkpoint_seconds_sum": "checkpoint",
+        "storywire_checkpoint_seconds_count": "checkpoints",
+    }
+    out = {}
+    for line in body.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            out[wanted[name]] = float(value)
+    return out
+
+
 def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
     n = SIZES[embedder]
     items = articles(n)
@@ -90,12 +109,14 @@ def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
                 producer.send(ARTICLES, json.dumps(a).encode(), key=a["id"].encode())
             producer.flush()
             watcher.wait_for(len(warm), 300, worker)
+            before = stage_seconds(settings.web_port)
             start = time.perf_counter()
             for a in items:
                 producer.send(ARTICLES, json.dumps(a).encode(), key=a["id"].encode())
             producer.flush()
             watcher.wait_for(len(warm) + n, 900, worker)
             e2e = n / (time.perf_counter() - start)
+            stages = {k: v - before.get(k, 0.0) for k, v in stage_seconds(settings.web_port).items()}
             # latency at a fixed rate, live timestamps
             sent: dict[str, float] = {}
             live = articles(latency_n)
@@ -120,6 +141,10 @@ def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
         "raw encoder texts/s": round(raw, 1),
         "end to end articles/s": round(e2e, 1),
         "e2e / raw": round(e2e / raw, 2),
+        "burst: embed s": round(stages.get("embed", 0.0), 1),
+        "decide + checkpoint s": round(stages.get("cluster", 0.0), 1),
+        "of which checkpoint s": round(stages.get("checkpoint", 0.0), 1),
+        "checkpoints": int(stages.get("checkpoints", 0)),
         f"latency p50 @ {rate:g}/s (s)": round(float(np.percentile(lat, 50)), 3),
         f"latency p95 @ {rate:g}/s (s)": round(float(np.percentile(lat, 95)), 3),
     }

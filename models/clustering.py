@@ -44,7 +44,6 @@ class ClusterConfig:
 
     max_candidates: int = 24  # stories scored per article, from the inverted index
     recent_candidates: int = 8  # plus this many most recently active stories
-    major_candidates: int = 16  # plus the largest active stories (refreshed every 100 articles)
     max_posting_scan: int = 100  # terms in more stories than this do not drive retrieval
     entity_veto_names: int = 3  # an article naming this many things, none known to a story, cannot join it
     event_threshold: float = 0.45  # similarity to join an event inside the chosen story
@@ -305,7 +304,6 @@ class StoryClusterer:
         self.watermark = -math.inf
         self.assigned: OrderedDict[str, Assignment] = OrderedDict()
         self.expired_stories = 0
-        self._major: list[str] = []
         self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
 
@@ -345,16 +343,6 @@ class StoryClusterer:
         for sid in reversed(self.stories):
             if len(chosen) >= limit:
                 break
-            if sid not in seen:
-                chosen.append(sid)
-                seen.add(sid)
-        # Short texts often share no selective term with their story: the big stories are always
-        # scored densely, so a terse update can still find the story it belongs to.
-        if self.docs % 100 == 0 or any(sid not in self.stories for sid in self._major):
-            self._major = heapq.nsmallest(
-                cfg.major_candidates, self.stories, key=lambda s: (-self.stories[s].size, self.stories[s].seq)
-            )
-        for sid in self._major:
             if sid not in seen:
                 chosen.append(sid)
                 seen.add(sid)
@@ -621,7 +609,6 @@ class StoryClusterer:
             "next_event": self.next_event,
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
             "expired_stories": self.expired_stories,
-            "major": self._major,
         }
 
     @classmethod
@@ -667,7 +654,6 @@ class StoryClusterer:
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
             "assigned": [a.to_dict() for a in self.assigned.values()],
             "expired_stories": self.expired_stories,
-            "major": self._major,
             "recent": self.recent.entries(),
         }
 
@@ -688,6 +674,5 @@ class StoryClusterer:
         for a in data["assigned"]:
             c.assigned[a["id"]] = Assignment.from_dict(a)
         c.expired_stories = data.get("expired_stories", 0)
-        c._major = list(data.get("major", []))
         c.recent.restore(data.get("recent", []))
         return c

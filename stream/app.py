@@ -29,6 +29,8 @@ from stream.batching import OrderedAcks, run_batched
 from stream.cluster_step import ClusterStep, StateTables
 from stream.faust_fixes import FETCH_WAIT_ATTRIBUTE, fetch_max_wait, flush_all, reread_skipped_offsets
 from stream.live import LiveFeed
+from stream.outputs import Outputs, delivered, encode
+from stream.replay import bootstrap_of
 from stream.settings import Settings
 from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES, WEBHOOKS_DEADLETTER
 from stream.webhooks import RetryPolicy, WebhookEndpoint, WebhookSender
@@ -40,11 +42,15 @@ MAX_DEADLETTER_BYTES = 512 * 1024  # larger invalid lines keep their first 512 K
 SHARD_KEY = b"shard-0"  # one cluster shard: every embedded article goes to its single partition
 
 
+def broker_url(settings: Settings) -> str:
+    return settings.broker or "kafka://127.0.0.1:9092"
+
+
 def faust_options(settings: Settings) -> dict[str, Any]:
     """Faust settings, with the local broker's workarounds when it is the embedded tansu."""
     session = 3.0 if settings.local_broker else settings.session_timeout_seconds
     options: dict[str, Any] = {
-        "broker": settings.broker or "kafka://127.0.0.1:9092",
+        "broker": broker_url(settings),
         "store": settings.store,
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,
@@ -131,12 +137,12 @@ def create_app(settings: Settings) -> faust.App:
     setattr(app, FETCH_WAIT_ATTRIBUTE, settings.fetch_max_wait_ms)  # None: Faust's 1.5 s (README, Speed)
     rt = Runtime(settings)
     app.storywire_runtime = rt  # type: ignore[attr-defined]
+    # Outputs go through a batching producer of their own; Faust's keeps the changelogs (stream/outputs.py).
+    outputs = Outputs(bootstrap_of(broker_url(settings)), settings.output_linger_ms)
+    app.add_dependency(outputs)
 
     articles = app.topic(ARTICLES, value_type=bytes, value_serializer="raw", partitions=settings.partitions)
-    deadletter = app.topic(DEADLETTER, value_type=bytes, value_serializer="raw", partitions=1)
     embedded = app.topic(EMBEDDED, key_serializer="raw", value_serializer="json", partitions=1)
-    assignments = app.topic(ASSIGNMENTS, key_serializer="raw", value_serializer="json", partitions=1)
-    stories = app.topic(STORIES, key_serializer="raw", value_serializer="json", partitions=1, compacting=True)
     alerts = app.topic(ALERTS, key_serializer="raw", value_serializer="json", partitions=1)
     webhook_deadletter = app.topic(WEBHOOKS_DEADLETTER, key_serializer="raw", value_serializer="json", partitions=1)
     endpoints = settings.webhook_endpoints()
@@ -162,15 +168,17 @@ def create_app(settings: Settings) -> faust.App:
         async def handle(events: list[EventT]) -> None:
             valid: list[Article] = []
             inputs: list[str] = []  # where each valid article came from: the input record's identity
+            invalid: list[tuple[EventT, str]] = []
             for event in events:
                 raw = event.message.value
                 try:
                     valid.append(parse_article(raw if isinstance(raw, bytes) else bytes(raw or b"")))
                     inputs.append(input_ref(event))
                 except ArticleError as exc:
-                    await send_deadletter(event, exc.reason)
+                    invalid.append((event, exc.reason))
             ingested_at = time.time()
             metrics.ARTICLES_IN.inc(len(events))
+            sent = [await send_deadletter(event, reason) for event, reason in invalid]
             if valid:
                 embedder = await rt.embedder()
                 started = time.perf_counter()
@@ -178,24 +186,26 @@ def create_app(settings: Settings) -> faust.App:
                 metrics.EMBED_SECONDS.observe(time.perf_counter() - started)
                 for f, ref in zip(features, inputs):
                     value = {**f.to_dict(), "ingested_at": ingested_at, "input": ref}
-                    await embedded.send(key=SHARD_KEY, value=value)
+                    sent.append(await outputs.send(EMBEDDED, SHARD_KEY, encode(value)))
+            await delivered(sent)  # stored before the inputs are acknowledged
             for event in events:
                 await stream.ack(event)
 
         await run_batched(stream, settings.embed_batch_size, handle)
 
-    async def send_deadletter(event: EventT, reason: str) -> None:
+    async def send_deadletter(event: EventT, reason: str) -> Awaitable[Any]:
         msg = event.message
         metrics.DEADLETTERS.labels(reason=reason.split(":")[0][:60]).inc()
         raw = msg.value if isinstance(msg.value, bytes) else b""
-        await deadletter.send(
-            key=msg.key,
-            value=raw[:MAX_DEADLETTER_BYTES],  # the raw line, cut to fit Kafka's default message size
-            headers={
-                "storywire-bytes": str(len(raw)).encode(),
-                "storywire-reason": reason.encode(),
-                "storywire-source": input_ref(event).encode(),
-            },
+        return await outputs.send(
+            DEADLETTER,
+            msg.key,
+            raw[:MAX_DEADLETTER_BYTES],  # the raw line, cut to fit Kafka's default message size
+            [
+                ("storywire-bytes", str(len(raw)).encode()),
+                ("storywire-reason", reason.encode()),
+                ("storywire-source", input_ref(event).encode()),
+            ],
         )
 
     @app.agent(embedded, concurrency=1)
@@ -226,12 +236,15 @@ def create_app(settings: Settings) -> faust.App:
             stream._set_current_event(last_event[-1])
             # Two-phase checkpoint (stream/cluster_step.py): records, stored; then the commit mark,
             # stored; only then outputs and acks. A crash anywhere in between is rolled back on restore.
+            stored = time.perf_counter()
             out = step.checkpoint(decided, time.time())
             await flush_all(app.producer)
             step.commit()
             await flush_all(app.producer)
+            metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - stored)
             metrics.CLUSTER_SECONDS.observe(time.perf_counter() - started)
             now = time.time()
+            sent: list[Awaitable[Any]] = []
             for d in out.decisions:
                 since = ingested.pop(d.assignment.article_id, now)
                 metrics.ASSIGNMENT_LATENCY.observe(now - since)
@@ -239,7 +252,7 @@ def create_app(settings: Settings) -> faust.App:
                     metrics.ALERT_LATENCY.observe(now - since)
                 source = cast(dict[str, Any], d.token.value).get("input")
                 record = {**d.assignment.to_dict(), "processed_at": now, "late": d.late, "input": source}
-                await assignments.send(key=d.assignment.article_id.encode(), value=record)
+                sent.append(await outputs.send(ASSIGNMENTS, d.assignment.article_id.encode(), encode(record)))
                 if d.new:
                     metrics.ASSIGNMENTS.labels(decision=d.assignment.decision).inc()
                     if d.late:
@@ -247,12 +260,12 @@ def create_app(settings: Settings) -> faust.App:
                 else:
                     metrics.DUPLICATES.inc()
                 for alert in d.alerts:
-                    await alerts.send(key=alert.id.encode(), value=alert.to_dict())
+                    sent.append(await outputs.send(ALERTS, alert.id.encode(), encode(alert.to_dict())))
                     metrics.ALERTS.labels(type=alert.type).inc()
                     rt.alerts = (rt.alerts + [alert.to_dict()])[-200:]
                     rt.live.publish("alert", alert.to_dict())
             for snap in out.snapshots:
-                await stories.send(key=snap["id"].encode(), value=snap)
+                sent.append(await outputs.send(STORIES, snap["id"].encode(), encode(snap)))
                 if snap["status"] == "expired":
                     rt.snapshots.pop(snap["id"], None)
                 else:
@@ -260,6 +273,7 @@ def create_app(settings: Settings) -> faust.App:
                 rt.live.publish("story", snap)
             metrics.ACTIVE_STORIES.set(len(step.clusterer.stories))
             metrics.ACTIVE_EVENTS.set(step.clusterer.active_events)
+            await delivered(sent)  # outputs stored before the inputs are acknowledged
             for d in out.decisions:
                 await acks.done(d.token)
 

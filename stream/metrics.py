@@ -11,6 +11,9 @@ DUPLICATES = Counter("storywire_duplicate_articles_total", "Redelivered articles
 LATE = Counter("storywire_late_articles_total", "Articles that arrived after their event-time turn")
 EMBED_SECONDS = Histogram("storywire_embed_batch_seconds", "Time to validate and embed one micro-batch")
 CLUSTER_SECONDS = Histogram("storywire_cluster_batch_seconds", "Time to decide and checkpoint one batch")
+CHECKPOINT_SECONDS = Histogram(
+    "storywire_checkpoint_seconds", "Time to store one checkpoint's table records (both phases), part of a batch"
+)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 ASSIGNMENT_LATENCY = Histogram(
     "storywire_article_assignment_seconds",

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         le=10_000,
         description="longest a consumer fetch waits for new records; unset: Faust's 1500 (see the README on 50)",
     )
+    output_linger_ms: int = Field(
+        5, ge=0, le=1000, description="how long the output producer waits to fill a batch (embedded, assignments...)"
+    )
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout (the local broker wants 2-3 s)"
     )
