@@ -15,7 +15,8 @@ Then the whole ``assignments`` topic is read back: ``lost`` = input ids with no 
 answer), plus the excess of the stories' article counts (from the worker's API) over the ids;
 ``stories_equal_clean`` compares the partition of ids into stories with the clean run, and
 ``agreement_b3_f1`` scores it against the clean run's as if that were gold (1.0: identical). ``recovery_seconds``: the
-longest time from a kill to the first assignment the restarted worker published.
+longest time from a kill to the first assignment published after it, over the kills that left work to do
+(``idle_kills``: kills after which every article had already been assigned, so nothing could show a recovery).
 """
 
 from __future__ import annotations
@@ -106,6 +107,20 @@ def all_records(broker: str) -> dict[str, dict[str, dict]]:
     return records
 
 
+def live_stories(port: int, timeout: float = 120.0) -> list[dict]:
+    """The worker's story list, once its web server is up (a worker that found nothing left to do
+    may still be recovering its tables when the drill asks)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stories", timeout=5).read()
+            return json.loads(body)["stories"]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def run(source: Path, ids: list[str], embedder: str, rate: float, kill_at: list[float], workdir: Path) -> dict:
     """One run on a fresh broker; ``kill_at``: shares of the input after which to SIGKILL the worker."""
     os.environ["STORYWIRE_ALLOWED_LATENESS_SECONDS"] = str(LATENESS)
@@ -148,8 +163,7 @@ def run(source: Path, ids: list[str], embedder: str, rate: float, kill_at: list[
                     kills.append(-1.0)  # stalled: stop here
                 if len(kills) < generation or kills[-1] < 0:
                     time.sleep(1.5)
-                    url = f"http://127.0.0.1:{settings.web_port}/api/stories"
-                    stories = json.loads(urllib.request.urlopen(url, timeout=5).read())["stories"]
+                    stories = live_stories(settings.web_port)
                     story_sum = sum(s["articles"] for s in stories)
                     break
         sender.join()
@@ -159,13 +173,15 @@ def run(source: Path, ids: list[str], embedder: str, rate: float, kill_at: list[
     recovery = []
     for killed_at in (k for k in kills if k > 0):
         after = [a["processed_at"] for r in records.values() for a in r.values() if a["processed_at"] > killed_at]
-        recovery.append(min(after) - killed_at if after else float("inf"))
+        if after:
+            recovery.append(min(after) - killed_at)
     return {
         "assignments": latest,
         "lost": len(set(ids) - set(records)),
         "double_counted": sum(len(r) > 1 for r in records.values()) + max(0, story_sum - len(records)),
         "late": sum(a.get("late", False) for a in latest.values()),
         "recovery_seconds": recovery,
+        "idle_kills": sum(k > 0 for k in kills) - len(recovery),
     }
 
 
@@ -196,6 +212,7 @@ def main() -> None:
         "lost": chaos["lost"],
         "double_counted": chaos["double_counted"],
         "recovery_seconds": round(max(chaos["recovery_seconds"], default=0.0), 2),
+        "idle_kills": chaos["idle_kills"],
         "stories_equal_clean": set(clean_stories.values()) == set(chaos_stories.values()),
         "agreement_b3_f1": round(agreement(clean["assignments"], chaos["assignments"]), 4),
         "clean_lost": clean["lost"],
