@@ -43,6 +43,8 @@ class Outputs(mode.Service):
         self._lock = asyncio.Lock()
 
     async def _ready(self) -> AIOKafkaProducer:
+        if self._producer is not None:  # every record asks: no lock once started
+            return self._producer
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
