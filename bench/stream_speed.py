@@ -46,13 +46,18 @@ def articles(n: int) -> list[dict]:
     return out
 
 
-def wait_ready(port: int, timeout: float = 120) -> None:
+def metrics_text(port: int, timeout: float = 5) -> str:
+    """The worker's Prometheus page."""
     import urllib.request
 
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout).read().decode()
+
+
+def wait_ready(port: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            body = metrics_text(port, timeout=2)
             if 'storywire_assigned_partitions{topic="embedded"} 1.0' in body:
                 return
         except OSError:
@@ -63,9 +68,7 @@ def wait_ready(port: int, timeout: float = 120) -> None:
 
 def stage_seconds(port: int) -> dict[str, float]:
     """Sums of the worker's stage histograms: where a burst's time went."""
-    import urllib.request
-
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    body = metrics_text(port)
     wanted = {
         "storywire_embed_batch_seconds_sum": "embed",
         "storywire_cluster_batch_seconds_sum": "cluster",
