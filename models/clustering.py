@@ -37,6 +37,8 @@ from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
 from models.neighbours import RecentArticles
 
+COL = {name: i for i, name in enumerate(FEATURE_NAMES)}  # column of each join feature
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -306,6 +308,7 @@ class StoryClusterer:
         self.expired_stories = 0
         self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
+        self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
@@ -316,6 +319,14 @@ class StoryClusterer:
         total = sum(weights.values()) or 1.0
         return {t: w / total for t, w in weights.items()}
 
+    def _article_weights(self, f: ArticleFeatures) -> dict[str, float]:
+        """The article's term weights, computed once per article (retrieval, features and the event
+        choice all read them, and the document frequencies do not move in between)."""
+        key = (f.id, self.docs)
+        if self._weights_of[0] != key:
+            self._weights_of = (key, self._term_weights(f.terms))
+        return self._weights_of[1]
+
     def _entity_weights(self, names: Iterable[str]) -> dict[str, float]:
         weights = {e: self._idf(e) for e in names}
         total = sum(weights.values()) or 1.0
@@ -324,7 +335,7 @@ class StoryClusterer:
     def candidates(self, f: ArticleFeatures) -> Candidates:
         """Retrieve candidate stories and compute the join features for each."""
         cfg = self.config
-        weights = self._term_weights(f.terms)
+        weights = self._article_weights(f)
         score: dict[str, float] = {}
         for term, w in weights.items():
             posting = self.postings.get(term)
@@ -332,10 +343,12 @@ class StoryClusterer:
                 continue
             for sid in posting:
                 score[sid] = score.get(sid, 0.0) + w
-        chosen = heapq.nsmallest(cfg.max_candidates, score, key=lambda s: (-score[s], self.stories[s].seq))
+        stories = self.stories
+        ranked = heapq.nsmallest(cfg.max_candidates, [(-v, stories[sid].seq, sid) for sid, v in score.items()])
+        chosen = [sid for _, _, sid in ranked]
         seen = set(chosen)
-        votes = self.recent.votes(f.vector, self.stories)
-        for sid in sorted(votes, key=lambda s: (-votes[s][0], self.stories[s].seq)):
+        votes = self.recent.votes(f.vector, stories)
+        for _, _, sid in sorted([(-share, stories[sid].seq, sid) for sid, (share, _) in votes.items()]):
             if sid not in seen:
                 chosen.append(sid)
                 seen.add(sid)
@@ -358,48 +371,44 @@ class StoryClusterer:
         votes: dict[str, tuple[float, float]],
     ) -> np.ndarray:
         stories = [self.stories[s] for s in story_ids]
+        n = len(stories)
+        out = np.empty((n, len(FEATURE_NAMES)))
         dense_story = np.stack([s.centroid for s in stories]) @ f.vector
         matrices = [s.event_centroids for s in stories]
         starts = np.cumsum([0] + [len(m) for m in matrices[:-1]])
-        dense_event = np.maximum.reduceat(np.concatenate(matrices) @ f.vector, starts)
-        inv_size = np.array([1.0 / s.size for s in stories])
-        w_terms = np.fromiter(weights.values(), float, len(weights))
+        out[:, COL["dense_event"]] = np.maximum.reduceat(np.concatenate(matrices) @ f.vector, starts)
+        inv_size = 1.0 / np.fromiter([s.size for s in stories], float, n)
         terms_keys = list(weights)
-        counts = np.array([[s.terms.get(t, 0) for t in terms_keys] for s in stories], dtype=float).reshape(
-            len(stories), -1
-        )
+        w_terms = np.fromiter(weights.values(), float, len(weights))
+        counts = np.fromiter(
+            [s.terms.get(t, 0) for s in stories for t in terms_keys], float, n * len(terms_keys)
+        ).reshape(n, len(terms_keys))
         terms = np.minimum(counts @ w_terms * inv_size, 1.0)
         ent_weights = self._entity_weights(f.entities)
         if ent_weights:
             ents_keys = list(ent_weights)
-            ecounts = np.array([[s.entities.get(e, 0) for e in ents_keys] for s in stories], dtype=float)
+            ecounts = np.fromiter(
+                [s.entities.get(e, 0) for s in stories for e in ents_keys], float, n * len(ents_keys)
+            ).reshape(n, len(ents_keys))
             w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
-            ents = np.minimum(ecounts @ w_ents * inv_size, 1.0)
-            novel_ents = (ecounts == 0) @ w_ents
+            out[:, COL["entities"]] = np.minimum(ecounts @ w_ents * inv_size, 1.0)
+            out[:, COL["novel_entities"]] = (ecounts == 0) @ w_ents
         else:
-            ents = np.zeros(len(stories))
-            novel_ents = np.zeros(len(stories))
-        coverage = (counts > 0) @ w_terms if len(w_terms) else np.zeros(len(stories))
-        last = np.array([s.last_ts for s in stories])
-        gap = np.log1p(np.maximum(0.0, f.timestamp - last) / 3600.0)
-        size = np.log1p(1.0 / inv_size)
-        knn = np.array([votes.get(s, (0.0, 0.0)) for s in story_ids], dtype=float).reshape(len(story_ids), 2)
-        return np.column_stack(
-            (
-                dense_story,
-                dense_event,
-                terms,
-                ents,
-                gap,
-                size,
-                dense_story * terms,
-                dense_story - dense_story.max(),
-                coverage,
-                novel_ents,
-                knn[:, 0],
-                knn[:, 1],
-            )
-        )
+            out[:, COL["entities"]] = 0.0
+            out[:, COL["novel_entities"]] = 0.0
+        out[:, COL["dense_story"]] = dense_story
+        out[:, COL["terms"]] = terms
+        last = np.fromiter([s.last_ts for s in stories], float, n)
+        out[:, COL["log_gap_hours"]] = np.log1p(np.maximum(0.0, f.timestamp - last) / 3600.0)
+        out[:, COL["log_size"]] = np.log1p(1.0 / inv_size)
+        out[:, COL["dense_x_terms"]] = dense_story * terms
+        out[:, COL["rank_gap"]] = dense_story - dense_story.max()
+        out[:, COL["term_coverage"]] = (counts > 0) @ w_terms if len(w_terms) else 0.0
+        no_vote = (0.0, 0.0)
+        out[:, COL["knn_vote"] : COL["knn_max"] + 1] = np.fromiter(
+            [x for sid in story_ids for x in votes.get(sid, no_vote)], float, 2 * n
+        ).reshape(n, 2)
+        return out
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""
@@ -459,7 +468,7 @@ class StoryClusterer:
         best: Event | None = None
         best_sim = -1.0
         horizon = f.timestamp - self.config.event_ttl_hours * 3600
-        weights = self._term_weights(f.terms)
+        weights = self._article_weights(f)
         for eid in story.events[-self.config.events_scored :]:
             ev = self.events[eid]
             if ev.last_ts < horizon:

@@ -42,6 +42,7 @@ class RecentArticles:
         self._stories: list[str] = []
         self._ids: list[str] = []
         self._slot_of: dict[str, int] = {}
+        self._oldest = np.inf  # no remembered article is older than this (a bound, not always exact)
 
     def __len__(self) -> int:
         return min(self.count, self.window)
@@ -68,6 +69,7 @@ class RecentArticles:
         self._stories[slot] = story_id
         self._ids[slot] = article_id
         self._slot_of[article_id] = slot
+        self._oldest = min(self._oldest, timestamp)
 
     def votes(self, vector: np.ndarray, alive: Container[str] | None = None) -> dict[str, tuple[float, float]]:
         """story -> (its similarity-weighted share of the ``k`` nearest, its best cosine among them).
@@ -95,12 +97,15 @@ class RecentArticles:
     def forget_before(self, horizon: float) -> None:
         """Empty the slots of articles older than ``horizon``: the stream layer forgets their
         assignments there, so a restored memory would not have them either."""
+        if horizon <= self._oldest:  # the usual case, checked per article: nothing to scan
+            return
         old = np.flatnonzero(self._times < horizon)
         for slot in old.tolist():
             self._slot_of.pop(self._ids[slot], None)
             self._ids[slot] = self._stories[slot] = ""
         self._vectors[old] = 0.0
         self._times[old] = np.inf
+        self._oldest = float(self._times.min()) if len(self._times) else np.inf
 
     def entry(self, article_id: str) -> list[Any] | None:
         """What to store so :meth:`restore` can put this article back: ``[seq, id, story, time, vector]``."""

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,13 +21,12 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import EventT
 
-from models.article import Article, ArticleError, parse_article
-from models.embedders import Embedder, load_embedder
-from models.features import ArticleFeatures, featurize_batch
+from models.features import ArticleFeatures
 from models.join_model import JoinModel
 from stream import metrics
 from stream.batching import OrderedAcks, run_batched
 from stream.cluster_step import ClusterStep, StateTables
+from stream.embed_process import EmbeddedBatch, EmbedProcess
 from stream.faust_fixes import FETCH_WAIT_ATTRIBUTE, fetch_max_wait, flush_all, reread_skipped_offsets
 from stream.live import LiveFeed
 from stream.outputs import Outputs, delivered, encode
@@ -84,26 +84,17 @@ def input_ref(event: EventT) -> str:
 
 
 class Runtime:
-    """What the agents share: the lazily loaded embedder, the executors, the cluster step."""
+    """What the agents share: the embed process, the cluster step's thread and state, the live views."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.embed_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self.embedding = EmbedProcess(settings.embedder)
         self.cluster_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster")
-        self._embedder: Embedder | None = None
-        self._embedder_lock = asyncio.Lock()
         self.step: ClusterStep[EventT] | None = None
         self.snapshots: dict[str, dict[str, Any]] = {}  # latest published snapshot per active story
         self.alerts: list[dict[str, Any]] = []  # the most recent alerts, for the dashboard
         self.live = LiveFeed()
         self.acks: list[OrderedAcks] = []  # cleared when partitions are revoked
-
-    async def embedder(self) -> Embedder:
-        async with self._embedder_lock:
-            if self._embedder is None:
-                loop = asyncio.get_running_loop()
-                self._embedder = await loop.run_in_executor(self.embed_pool, load_embedder, self.settings.embedder)
-            return self._embedder
 
 
 AgentFun = Callable[[faust.StreamT], Awaitable[None]]
@@ -161,37 +152,49 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(articles)
     @fail_fast(app)
     async def embed(agent_stream: faust.StreamT) -> None:
-        """Validate and embed micro-batches; invalid input goes to the dead-letter topic, never lost."""
+        """Validate and embed micro-batches in the embed process; invalid input goes to the dead-letter
+        topic, never lost. Up to ``embed_pipeline`` batches are in flight, so the child embeds the next
+        batch while this one is published; they are published and acknowledged in input order."""
         stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
-        loop = asyncio.get_running_loop()
+        inflight: deque[asyncio.Future[None]] = deque()
+        warm = asyncio.ensure_future(rt.embedding.warm_up())
 
-        async def handle(events: list[EventT]) -> None:
-            valid: list[Article] = []
-            inputs: list[str] = []  # where each valid article came from: the input record's identity
-            invalid: list[tuple[EventT, str]] = []
-            for event in events:
-                raw = event.message.value
-                try:
-                    valid.append(parse_article(raw if isinstance(raw, bytes) else bytes(raw or b"")))
-                    inputs.append(input_ref(event))
-                except ArticleError as exc:
-                    invalid.append((event, exc.reason))
-            ingested_at = time.time()
-            metrics.ARTICLES_IN.inc(len(events))
-            sent = [await send_deadletter(event, reason) for event, reason in invalid]
-            if valid:
-                embedder = await rt.embedder()
-                started = time.perf_counter()
-                features = await loop.run_in_executor(rt.embed_pool, featurize_batch, valid, embedder)
-                metrics.EMBED_SECONDS.observe(time.perf_counter() - started)
-                for f, ref in zip(features, inputs):
-                    value = {**f.to_dict(), "ingested_at": ingested_at, "input": ref}
-                    sent.append(await outputs.send(EMBEDDED, SHARD_KEY, encode(value)))
+        async def publish(
+            events: list[EventT], embedding: Awaitable[EmbeddedBatch], previous: Awaitable[None] | None
+        ) -> None:
+            batch = await embedding
+            metrics.EMBED_SECONDS.observe(batch.seconds)
+            if previous is not None:
+                await previous  # `embedded` keeps the input order
+            sent = []
+            for event, outcome in zip(events, batch.outcomes):
+                if isinstance(outcome, bytes):
+                    sent.append(await outputs.send(EMBEDDED, SHARD_KEY, outcome))
+                else:
+                    sent.append(await send_deadletter(event, outcome))
             await delivered(sent)  # stored before the inputs are acknowledged
             for event in events:
                 await stream.ack(event)
 
-        await run_batched(stream, settings.embed_batch_size, handle)
+        async def handle(events: list[EventT]) -> None:
+            await warm
+            metrics.ARTICLES_IN.inc(len(events))
+            raws = [
+                e.message.value if isinstance(e.message.value, bytes) else bytes(e.message.value or b"") for e in events
+            ]
+            embedding = asyncio.ensure_future(rt.embedding.embed(raws, [input_ref(e) for e in events], time.time()))
+            inflight.append(asyncio.ensure_future(publish(events, embedding, inflight[-1] if inflight else None)))
+            while len(inflight) >= settings.embed_pipeline:
+                await inflight.popleft()
+
+        async def on_idle() -> None:
+            while inflight:  # surfaces a failed batch even when no next batch comes
+                await inflight.popleft()
+
+        try:
+            await run_batched(stream, settings.embed_batch_size, handle, 0.5, on_idle)
+        finally:
+            rt.embedding.stop()
 
     async def send_deadletter(event: EventT, reason: str) -> Awaitable[Any]:
         msg = event.message

@@ -15,12 +15,11 @@ import asyncio
 import contextlib
 import heapq
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from faust.types import EventT
 
-T = TypeVar("T")
 Handler = Callable[[list[EventT]], Awaitable[None]]
 IdleHandler = Callable[[], Awaitable[None]]
 
@@ -51,27 +50,30 @@ async def run_batched(
             await handle(batch)
 
     worker = asyncio.ensure_future(drain())
-    events = agent_stream.events().__aiter__()
+    # A dead handler must not go unnoticed while the stream waits for its next event (maybe forever):
+    # it cancels the feeding task, which then raises what killed the handler. (Wrapping every event's
+    # wait in a task and asyncio.wait cost more than the rest of the feeding.)
+    feeder = asyncio.current_task()
+    handler_died = False
 
-    async def until_worker_dies(step: Awaitable[T]) -> T:
-        """Await ``step`` unless the handler dies first: then raise what killed it. (Waiting on the
-        stream alone would leave a dead handler unnoticed until the next event, maybe forever.)"""
-        task = asyncio.ensure_future(step)
-        await asyncio.wait({task, worker}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-            worker.result()  # re-raise what killed the handler
-            raise RuntimeError("batch handler stopped")
-        return task.result()
+    def on_worker_done(task: asyncio.Future[None]) -> None:
+        nonlocal handler_died
+        if not task.cancelled() and feeder is not None:
+            handler_died = True
+            feeder.cancel()
 
+    worker.add_done_callback(on_worker_done)
     try:
-        while True:
-            try:
-                event = await until_worker_dies(events.__anext__())
-            except StopAsyncIteration:
-                break
-            await until_worker_dies(queue.put(event))
+        async for event in agent_stream.events():
+            await queue.put(event)
+    except asyncio.CancelledError:
+        if handler_died and feeder is not None:
+            feeder.uncancel()  # the cancel was ours: what propagates is the handler's error
+            worker.result()  # re-raise what killed the handler
+            raise RuntimeError("batch handler stopped") from None
+        raise
     finally:
+        worker.remove_done_callback(on_worker_done)
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     embedder: Literal["minilm", "static"] = Field("minilm", description="sentence embedder")
     embed_batch_size: int = Field(32, ge=1, le=512, description="texts per encoder call")
+    embed_pipeline: int = Field(
+        2, ge=1, le=8, description="micro-batches in flight to the embed process (1: embed and publish in turn)"
+    )
     join_threshold: float | None = Field(None, ge=0.0, le=1.0, description="override the trained join threshold")
     event_threshold: float = Field(
         ClusterConfig.event_threshold, ge=0.0, le=1.0, description="similarity to join an event"

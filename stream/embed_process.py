@@ -1,0 +1,106 @@
+"""The embed stage's CPU work in a child process: parse, validate, embed and encode a micro-batch.
+
+Why a process and not a thread: the cluster step, the event loop and the embedder shared one
+interpreter lock. Profiling a static-embedder burst (py-spy) showed the cluster thread spending
+3.2× its in-process time, mostly waiting to get the lock back after each numpy call released it,
+while the embed thread tokenised and pooled. In a child process the embed stage runs on the other
+core; the worker only moves bytes: raw input lines go in, ``embedded`` records (or the reason a
+line is invalid) come out.
+
+The child ignores Ctrl-C (the worker stops it) and exits on its own when the worker dies, even by
+SIGKILL, so no orphan keeps a model in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from models.article import Article, ArticleError, parse_article
+from models.embedders import Embedder, load_embedder
+from models.features import featurize_batch
+from stream.outputs import encode
+
+# What the child returns per input line: the encoded ``embedded`` record, or why the line is invalid.
+Outcome = bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedBatch:
+    outcomes: list[Outcome]  # one per input line, in order
+    seconds: float  # the child's time on the batch (the embed stage's cost, without queueing)
+
+
+_embedder: Embedder | None = None  # the child's embedder, loaded once by _start
+
+
+def embed_lines(embedder: Embedder, raws: list[bytes], refs: list[str], ingested_at: float) -> list[Outcome]:
+    """Validate and embed one micro-batch; ``refs`` (``topic/partition/offset``) travel with each record."""
+    valid: list[Article] = []
+    at: list[int] = []
+    outcomes: list[Outcome] = []
+    for i, raw in enumerate(raws):
+        try:
+            valid.append(parse_article(raw))
+            at.append(i)
+            outcomes.append(b"")
+        except ArticleError as exc:
+            outcomes.append(exc.reason)
+    for i, f in zip(at, featurize_batch(valid, embedder) if valid else []):
+        outcomes[i] = encode({**f.to_dict(), "ingested_at": ingested_at, "input": refs[i]})
+    return outcomes
+
+
+def _start(embedder: str, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    global _embedder
+    _embedder = load_embedder(embedder)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+def _embed_in_child(raws: list[bytes], refs: list[str], ingested_at: float) -> EmbeddedBatch:
+    assert _embedder is not None, "the embed process was not started by EmbedProcess"
+    started = time.perf_counter()
+    outcomes = embed_lines(_embedder, raws, refs, ingested_at)
+    return EmbeddedBatch(outcomes, time.perf_counter() - started)
+
+
+def _loaded() -> str:
+    assert _embedder is not None
+    return _embedder.name
+
+
+class EmbedProcess:
+    """One child process that holds the embedder; started on first use (or :meth:`warm_up`)."""
+
+    def __init__(self, embedder: str) -> None:
+        self.embedder = embedder
+        self._pool = ProcessPoolExecutor(
+            max_workers=1,
+            # spawn, not fork: the worker has threads (Kafka I/O, the cluster step) a fork would copy mid-flight
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start,
+            initargs=(embedder, os.getpid()),
+        )
+
+    async def warm_up(self) -> None:
+        """Start the child and load the model, so the first batch does not wait for it."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, _loaded)
+
+    async def embed(self, raws: list[bytes], refs: list[str], ingested_at: float) -> EmbeddedBatch:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _embed_in_child, raws, refs, ingested_at)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
