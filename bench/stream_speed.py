@@ -2,7 +2,8 @@
 
     python bench/stream_speed.py [--embedders minilm,static] [--markdown]
 
-For each embedder: a fresh tansu broker and one worker process (as in ``storywire demo``).
+For each embedder and layout (one worker running both stages, or an embed worker and a cluster
+worker: ``storywire worker --role``): a fresh tansu broker and the worker processes.
 1. Throughput: N articles produced as fast as possible; time from the first send to the last
    assignment read back, beside the raw encoder on the same texts in this process (the ratio is
    what the pipeline costs on top of embedding).
@@ -13,12 +14,16 @@ For each embedder: a fresh tansu broker and one worker process (as in ``storywir
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from kafka import KafkaProducer
@@ -29,7 +34,7 @@ from bench._table import show  # noqa: E402
 from models.article import parse_article  # noqa: E402
 from models.embedders import load_embedder  # noqa: E402
 from stream.broker import LocalBroker, free_port  # noqa: E402
-from stream.demo import OutputWatcher, worker_process  # noqa: E402
+from stream.demo import OutputWatcher, stage_workers, worker_process  # noqa: E402
 from stream.settings import SAMPLE_STREAM, Settings  # noqa: E402
 from stream.topics import ARTICLES, ensure_topics  # noqa: E402
 
@@ -53,19 +58,6 @@ def metrics_text(port: int, timeout: float = 5) -> str:
     return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout).read().decode()
 
 
-def wait_ready(port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            body = metrics_text(port, timeout=2)
-            if 'storywire_assigned_partitions{topic="embedded"} 1.0' in body:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError("worker not ready")
-
-
 def stage_seconds(port: int) -> dict[str, float]:
     """Sums of the worker's stage histograms: where a burst's time went."""
     body = metrics_text(port)
@@ -83,7 +75,70 @@ def stage_seconds(port: int) -> dict[str, float]:
     return out
 
 
-def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def cpu_of(workers: list[int], broker: int) -> dict[str, float]:
+    """Where the machine's CPU goes: the worker processes, their embed processes, the broker, this client."""
+    return {
+        "worker": sum(cpu_seconds(w) for w in workers),
+        "embed process": sum(cpu_seconds(c) for w in workers for c in children_of(w)),
+        "broker": cpu_seconds(broker),
+        "client": sum(os.times()[:2]),
+    }
+
+
+def wait_for_role(port: int, role: str, partitions: int, timeout: float = 120) -> None:
+    """Until the worker on ``port`` owns what its role reads (the cluster shard, or the articles partitions)."""
+    want = {
+        "cluster": 'storywire_assigned_partitions{topic="embedded"} 1.0',
+        "embed": f'storywire_assigned_partitions{{topic="articles"}} {float(partitions)}',
+    }[role]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if want in metrics_text(port, timeout=2):
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{role} worker not ready")
+
+
+@contextlib.contextmanager
+def workers(settings: Settings, broker: str, layout: str, log_dir: Path) -> Iterator[dict[str, tuple[Any, int]]]:
+    """``one``: one worker runs both stages. ``split``: an embed worker and a cluster worker, as
+    ``storywire demo`` runs them. Yields role -> (process, web port), the cluster stage under "cluster"."""
+    with contextlib.ExitStack() as stack:
+        if layout == "split":
+            split = stack.enter_context(stage_workers(settings, broker, True, log_dir))
+            running = {w.role: (w.process, w.settings.web_port) for w in split}
+        else:
+            proc = stack.enter_context(worker_process(settings, broker, True, log_dir / "worker.log"))
+            running = {"cluster": (proc, settings.web_port)}
+        wait_for_role(running["cluster"][1], "cluster", settings.partitions)
+        wait_for_role(running.get("embed", running["cluster"])[1], "embed", settings.partitions)
+        yield running
+
+
+def run(embedder: str, layout: str, rate: float, latency_n: int) -> dict[str, object]:
     n = SIZES[embedder]
     items = articles(n)
     enc = load_embedder(embedder)
@@ -95,14 +150,17 @@ def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
     with LocalBroker() as broker:
         ensure_topics(broker.bootstrap, 4)
         settings = Settings(
-            embedder=embedder,  # type: ignore[arg-type]
+            embedder=embedder,
             web_port=free_port(),
             app_id=f"bench-{uuid.uuid4().hex[:6]}",
             data_dir=Path(f"/tmp/storywire-bench-{uuid.uuid4().hex[:6]}"),
         )
-        log = Path("/tmp") / f"storywire-bench-{embedder}.log"
-        with worker_process(settings, broker.url, True, log) as worker:
-            wait_ready(settings.web_port)
+        log_dir = Path("/tmp") / f"storywire-bench-{embedder}-{layout}"
+        log_dir.mkdir(exist_ok=True)
+        with workers(settings, broker.url, layout, log_dir) as running:
+            worker, port = running["cluster"]
+            embed_port = running.get("embed", running["cluster"])[1]
+            pids = [p.pid for p, _ in running.values()]
             watcher = OutputWatcher(broker.url)
             producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
             # warm-up: the model loads lazily on the first batch
@@ -112,14 +170,19 @@ def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
                 producer.send(ARTICLES, json.dumps(a).encode(), key=a["id"].encode())
             producer.flush()
             watcher.wait_for(len(warm), 300, worker)
-            before = stage_seconds(settings.web_port)
+            before = {**stage_seconds(port), "embed": stage_seconds(embed_port).get("embed", 0.0)}
+            assert broker.process is not None
+            cpu_before = cpu_of(pids, broker.process.pid)
             start = time.perf_counter()
             for a in items:
                 producer.send(ARTICLES, json.dumps(a).encode(), key=a["id"].encode())
             producer.flush()
             watcher.wait_for(len(warm) + n, 900, worker)
-            e2e = n / (time.perf_counter() - start)
-            stages = {k: v - before.get(k, 0.0) for k, v in stage_seconds(settings.web_port).items()}
+            burst = time.perf_counter() - start
+            e2e = n / burst
+            cpu = {k: v - cpu_before[k] for k, v in cpu_of(pids, broker.process.pid).items()}
+            after = {**stage_seconds(port), "embed": stage_seconds(embed_port).get("embed", 0.0)}
+            stages = {k: v - before.get(k, 0.0) for k, v in after.items()}
             # latency at a fixed rate, live timestamps
             sent: dict[str, float] = {}
             live = articles(latency_n)
@@ -140,6 +203,7 @@ def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
             watcher.close()
     return {
         "embedder": embedder,
+        "workers": {"one": "1 (both stages)", "split": "embed + cluster"}[layout],
         "articles": n,
         "raw encoder texts/s": round(raw, 1),
         "end to end articles/s": round(e2e, 1),
@@ -148,6 +212,8 @@ def run(embedder: str, rate: float, latency_n: int) -> dict[str, object]:
         "decide + checkpoint s": round(stages.get("cluster", 0.0), 1),
         "of which checkpoint s": round(stages.get("checkpoint", 0.0), 1),
         "checkpoints": int(stages.get("checkpoints", 0)),
+        "burst CPU s: workers / embed processes / broker / client": " / ".join(f"{v:.1f}" for v in cpu.values()),
+        "CPU used (all cores)": f"{sum(cpu.values()) / burst / (os.cpu_count() or 1):.0%}",
         f"latency p50 @ {rate:g}/s (s)": round(float(np.percentile(lat, 50)), 3),
         f"latency p95 @ {rate:g}/s (s)": round(float(np.percentile(lat, 95)), 3),
     }
@@ -158,9 +224,16 @@ def main() -> None:
     parser.add_argument("--embedders", default="minilm,static")
     parser.add_argument("--rate", type=float, default=20.0, help="articles/s for the latency run")
     parser.add_argument("--latency-articles", type=int, default=200)
+    parser.add_argument(
+        "--layouts", default="one,split", help="one: one worker runs both stages; split: an embed and a cluster worker"
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    rows = [run(e, args.rate, args.latency_articles) for e in args.embedders.split(",")]
+    rows = [
+        run(e, layout, args.rate, args.latency_articles)
+        for e in args.embedders.split(",")
+        for layout in args.layouts.split(",")
+    ]
     show("end-to-end through the local broker", rows, args.markdown)
 
 

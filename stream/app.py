@@ -121,33 +121,54 @@ def fail_fast(app: faust.App) -> Callable[[AgentFun], AgentFun]:
     return wrap
 
 
+TT = [0.0, 0.0, 0]
+
+
 def create_app(settings: Settings) -> faust.App:
+    """The worker's app for its ``role``: ``all`` runs both stages; ``embed`` only the embed stage (its
+    own consumer group, no tables: scale it out freely); ``cluster`` only the cluster stage."""
     reread_skipped_offsets()
     fetch_max_wait()
-    app = faust.App(settings.app_id, **faust_options(settings))
+    app_id = f"{settings.app_id}-embed" if settings.role == "embed" else settings.app_id
+    app = faust.App(app_id, **faust_options(settings))
     setattr(app, FETCH_WAIT_ATTRIBUTE, settings.fetch_max_wait_ms)  # None: Faust's 1.5 s (README, Speed)
     rt = Runtime(settings)
     app.storywire_runtime = rt  # type: ignore[attr-defined]
     # Outputs go through a batching producer of their own; Faust's keeps the changelogs (stream/outputs.py).
     outputs = Outputs(bootstrap_of(broker_url(settings)), settings.output_linger_ms)
     app.add_dependency(outputs)
+    if settings.role in ("all", "embed"):
+        add_embed_stage(app, rt, outputs)
+    if settings.role in ("all", "cluster"):
+        add_cluster_stage(app, rt, outputs)
 
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers loosely
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """Losing the shard: drop held articles (unacknowledged, the new owner gets them) and rebuild
+        from the tables if the shard comes back."""
+        revoked: set[Any] = args[0] if args else set()
+        for acks in rt.acks:
+            acks.clear()
+        if rt.step is not None and any(tp.topic == EMBEDDED for tp in revoked):
+            rt.step.reset()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0] if args else set()
+        for topic in (ARTICLES, EMBEDDED):
+            metrics.ASSIGNED_PARTITIONS.labels(topic=topic).set(sum(tp.topic == topic for tp in assigned))
+
+    # Faust's own sensors (messages, rebalances, commit latency, end and committed offset per
+    # partition: the lag) and ours share the default registry, served at /metrics.
+    setup_prometheus_sensors(app, "/metrics", name_prefix="storywire_faust")
+
+    return app
+
+
+def add_embed_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
+    """``articles`` -> validate, embed -> ``embedded`` (or ``articles.deadletter``)."""
+    settings = rt.settings
     articles = app.topic(ARTICLES, value_type=bytes, value_serializer="raw", partitions=settings.partitions)
-    embedded = app.topic(EMBEDDED, key_serializer="raw", value_serializer="json", partitions=1)
-    alerts = app.topic(ALERTS, key_serializer="raw", value_serializer="json", partitions=1)
-    webhook_deadletter = app.topic(WEBHOOKS_DEADLETTER, key_serializer="raw", value_serializer="json", partitions=1)
-    endpoints = settings.webhook_endpoints()
-
-    # Tables are co-partitioned with `embedded` (one partition per shard) and written only by `cluster`.
-    tables = StateTables(
-        stories=app.Table("cluster-stories", partitions=1, key_type=str),
-        df=app.Table("cluster-df", partitions=1, key_type=str),
-        meta=app.Table("cluster-meta", partitions=1, key_type=str),
-        assigned=app.Table("cluster-assigned", partitions=1, key_type=str),
-    )
-    model = JoinModel.load(settings.embedder)
-    if settings.join_threshold is not None:
-        model = model.with_threshold(settings.join_threshold)
 
     @app.agent(articles)
     @fail_fast(app)
@@ -211,6 +232,27 @@ def create_app(settings: Settings) -> faust.App:
             ],
         )
 
+
+def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
+    """``embedded`` -> decide, checkpoint to tables -> ``assignments``, ``stories``, ``alerts`` -> webhooks;
+    and the dashboard and its API, which show this stage's state."""
+    settings = rt.settings
+    embedded = app.topic(EMBEDDED, key_serializer="raw", value_serializer="json", partitions=1)
+    alerts = app.topic(ALERTS, key_serializer="raw", value_serializer="json", partitions=1)
+    webhook_deadletter = app.topic(WEBHOOKS_DEADLETTER, key_serializer="raw", value_serializer="json", partitions=1)
+    endpoints = settings.webhook_endpoints()
+
+    # Tables are co-partitioned with `embedded` (one partition per shard) and written only by `cluster`.
+    tables = StateTables(
+        stories=app.Table("cluster-stories", partitions=1, key_type=str),
+        df=app.Table("cluster-df", partitions=1, key_type=str),
+        meta=app.Table("cluster-meta", partitions=1, key_type=str),
+        assigned=app.Table("cluster-assigned", partitions=1, key_type=str),
+    )
+    model = JoinModel.load(settings.embedder)
+    if settings.join_threshold is not None:
+        model = model.with_threshold(settings.join_threshold)
+
     @app.agent(embedded, concurrency=1)
     @fail_fast(app)
     async def cluster(agent_stream: faust.StreamT) -> None:
@@ -232,7 +274,19 @@ def create_app(settings: Settings) -> faust.App:
                 log.info("cluster state restored: %d active stories", step.restore())
                 rt.snapshots = {sid: step.snapshot(sid, time.time()) for sid in step.clusterer.stories}
             started = time.perf_counter()
-            decided = await loop.run_in_executor(rt.cluster_pool, step.decide, flush)
+
+            def timed(flush: bool) -> Any:
+                import sys as _s
+
+                w0, c0 = time.perf_counter(), time.thread_time()
+                r = step.decide(flush)
+                TT[0] += time.perf_counter() - w0
+                TT[1] += time.thread_time() - c0
+                TT[2] += len(r)
+                _s.stderr.write(f"XDECIDE wall {TT[0]:.2f} cpu {TT[1]:.2f} n {TT[2]}\n")
+                return r
+
+            decided = await loop.run_in_executor(rt.cluster_pool, timed, flush)
             metrics.REORDER_BUFFER.set(len(step.buffer))
             if not decided:
                 return
@@ -335,22 +389,6 @@ def create_app(settings: Settings) -> faust.App:
         finally:
             await sender.stop()
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers loosely
-    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        """Losing the shard: drop held articles (unacknowledged, the new owner gets them) and rebuild
-        from the tables if the shard comes back."""
-        revoked: set[Any] = args[0] if args else set()
-        for acks in rt.acks:
-            acks.clear()
-        if rt.step is not None and any(tp.topic == EMBEDDED for tp in revoked):
-            rt.step.reset()
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        assigned: set[Any] = args[0] if args else set()
-        for topic in (ARTICLES, EMBEDDED):
-            metrics.ASSIGNED_PARTITIONS.labels(topic=topic).set(sum(tp.topic == topic for tp in assigned))
-
     @app.page("/")
     async def dashboard(web: Any, request: Any) -> Any:
         return web.html(DASHBOARD.read_text())
@@ -368,9 +406,3 @@ def create_app(settings: Settings) -> faust.App:
     async def api_events(web: Any, request: Any) -> Any:
         """Server-sent events: ``story`` (a snapshot) and ``alert``, as they are published."""
         return await rt.live.stream(request)
-
-    # Faust's own sensors (messages, rebalances, commit latency, end and committed offset per
-    # partition: the lag) and ours share the default registry, served at /metrics.
-    setup_prometheus_sensors(app, "/metrics", name_prefix="storywire_faust")
-
-    return app

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--broker", help="kafka://host:port (default: $STORYWIRE_BROKER)")
     wk.add_argument("--embedder", choices=["minilm", "static"], help="default: $STORYWIRE_EMBEDDER or minilm")
     wk.add_argument("--web-port", type=int, help="port of the web server (default: $STORYWIRE_WEB_PORT or 6066)")
+    wk.add_argument(
+        "--role", choices=["all", "embed", "cluster"], help="stages to run (default: $STORYWIRE_ROLE or all)"
+    )
     wk.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
 
     rp = sub.add_parser("replay", help="publish a JSON-lines file of articles to the articles topic")
@@ -128,7 +131,7 @@ def _duration(text: str) -> float:
 def _with_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     """CLI flags win over environment variables."""
     update = {}
-    for flag in ("broker", "embedder", "web_port"):
+    for flag in ("broker", "embedder", "web_port", "role"):
         value = getattr(args, flag, None)
         if value is not None:
             update[flag] = value
@@ -146,14 +149,22 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     except (ValueError, OSError) as exc:  # the message names the field, never the secret
         _fail(f"bad STORYWIRE_WEBHOOKS / STORYWIRE_WEBHOOKS_FILE: {exc}")
     import faust
+    from threadpoolctl import threadpool_limits
 
     from stream.app import create_app
     from stream.replay import bootstrap_of
     from stream.topics import ensure_topics
 
     ensure_topics(bootstrap_of(settings.broker), settings.partitions)
+    # The cluster step's matrix products are small: BLAS threads only spun against the event loop
+    # and the embed process for the two cores (the worker's CPU fell 13.6 -> 9.9 s per static burst).
+    threadpool_limits(1, user_api="blas")
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG so that every debug record spins it:
+    # every record aiokafka and Faust log per message was then built and handled (a third of the
+    # output producer's time per record). Without it the root logger stays at --loglevel.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

@@ -1,8 +1,8 @@
-"""``storywire demo``: local broker + worker + replay, end to end over real sockets.
+"""``storywire demo``: local broker + workers + replay, end to end over real sockets.
 
-The worker runs as its own process (``storywire worker``), exactly as in production; this module
-only launches, feeds and watches it. With ``--until-idle`` it waits until every replayed line is
-either assigned or dead-lettered, prints a JSON summary and stops everything.
+The workers run as their own processes (``storywire worker --role embed|cluster``), as in
+production; this module only launches, feeds and watches them. With ``--until-idle`` it waits until
+every replayed line is either assigned or dead-lettered, prints a JSON summary and stops everything.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,30 @@ def worker_process(
         yield proc
     finally:
         stop_process(proc)
+
+
+@dataclass
+class StageWorker:
+    role: str
+    process: subprocess.Popen[bytes]
+    settings: Settings
+    log: Path
+
+
+@contextlib.contextmanager
+def stage_workers(settings: Settings, broker: str, local: bool, log_dir: Path) -> Iterator[list[StageWorker]]:
+    """The cluster worker (dashboard, API and alerts on ``settings.web_port``) and an embed worker
+    beside it (``storywire worker --role``): embedding and clustering then run in two interpreters
+    in parallel, and each stage has a consumer of its own. Measured: faster and a lower latency than
+    one worker running both stages (README, Speed)."""
+    with contextlib.ExitStack() as stack:
+        out = []
+        embed: dict[str, Any] = {"web_port": free_port(), "data_dir": settings.data_dir / "embed"}
+        for role, update in (("cluster", {}), ("embed", embed)):
+            mine = settings.model_copy(update={"role": role, **update})
+            log = log_dir / f"{role}-worker.log"
+            out.append(StageWorker(role, stack.enter_context(worker_process(mine, broker, local, log)), mine, log))
+        yield out
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -130,9 +154,15 @@ class OutputWatcher:
                     self.outcome.alerts[alert["id"]] = alert
         return self.outcome
 
-    def wait_for(self, expected: int, timeout: float, worker: subprocess.Popen[bytes] | None = None) -> Outcome:
+    def wait_for(
+        self,
+        expected: int,
+        timeout: float,
+        worker: subprocess.Popen[bytes] | Sequence[subprocess.Popen[bytes]] | None = None,
+    ) -> Outcome:
         """Until ``expected`` input lines (records, not ids: a line sent twice counts twice) are
-        assigned or dead-lettered."""
+        assigned or dead-lettered; raises if a worker (one, or each of several) exits meanwhile."""
+        workers = [] if worker is None else [worker] if isinstance(worker, subprocess.Popen) else list(worker)
         deadline = time.monotonic() + timeout
         with console.status("waiting for the pipeline") as status:
             while time.monotonic() < deadline:
@@ -141,8 +171,9 @@ class OutputWatcher:
                 status.update(f"pipeline: {done}/{expected} lines assigned or dead-lettered")
                 if done >= expected:
                     return out
-                if worker is not None and worker.poll() is not None:
-                    raise RuntimeError(f"the worker exited with code {worker.returncode}")
+                for w in workers:
+                    if w.poll() is not None:
+                        raise RuntimeError(f"a worker exited with code {w.returncode}")
         done = len(self.outcome.processed) + len(self.outcome.deadletters)
         missing = self.outcome.missing(self._input_keys())
         raise TimeoutError(
@@ -231,25 +262,26 @@ def run_demo(
         else:
             url = str(settings.broker)
         ensure_topics(bootstrap_of(url), settings.partitions)
-        worker = stack.enter_context(worker_process(settings, url, local, workdir / "worker.log"))
-        console.print(f"worker log: {workdir / 'worker.log'}")
+        workers = stack.enter_context(stage_workers(settings, url, local, workdir))
+        for w in workers:
+            console.print(f"{w.role} worker log: {w.log}")
         console.print(f"dashboard:   http://{settings.web_host}:{settings.web_port}/")
         console.print(f"stories API: http://{settings.web_host}:{settings.web_port}/api/stories")
         console.print(f"metrics:     http://{settings.web_host}:{settings.web_port}/metrics")
         sent = replay(input_path, url, console=console)
         console.print(f"replayed {sent.sent} lines ({sent.invalid} invalid) in {sent.seconds:.1f} s")
         if not until_idle:
-            console.print("running; Ctrl-C stops the worker and the broker")
+            console.print("running; Ctrl-C stops the workers and the broker")
             with contextlib.suppress(KeyboardInterrupt):
-                while worker.poll() is None:
+                while all(w.process.poll() is None for w in workers):
                     time.sleep(0.5)
             return 0
         watcher = OutputWatcher(url)
         stack.callback(watcher.close)
         try:
-            out = watcher.wait_for(sent.sent, timeout, worker)
+            out = watcher.wait_for(sent.sent, timeout, [w.process for w in workers])
         except (TimeoutError, RuntimeError) as exc:
-            console.print(f"[red]{exc}[/red]; worker log: {workdir / 'worker.log'}")
+            console.print(f"[red]{exc}[/red]; worker logs: {', '.join(str(w.log) for w in workers)}")
             return 1
         if assignments_out:
             assignments_out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STORYWIRE_", extra="ignore")
 
     embedder: Literal["minilm", "static"] = Field("minilm", description="sentence embedder")
-    embed_batch_size: int = Field(32, ge=1, le=512, description="texts per encoder call")
+    embed_batch_size: int = Field(
+        128, ge=1, le=512, description="articles per embed micro-batch (MiniLM sorts them by length into batches of 32)"
+    )
     embed_pipeline: int = Field(
         2, ge=1, le=8, description="micro-batches in flight to the embed process (1: embed and publish in turn)"
     )
@@ -45,14 +47,19 @@ class Settings(BaseSettings):
         False, description="the broker is the embedded tansu: enable its workarounds (one record per batch)"
     )
     app_id: str = Field("storywire", description="Faust app id: consumer group and changelog topic prefix")
+    role: Literal["all", "embed", "cluster"] = Field(
+        "all", description="stages this worker runs: all, or embed / cluster as separate services (README, Scaling)"
+    )
     store: str = Field("memory://", description="table store: memory:// (tests, demo) or rocksdb:// (production)")
     data_dir: Path = Field(Path("var/worker"), description="worker data directory (RocksDB tables)")
     partitions: int = Field(4, ge=1, description="partitions of the articles topic: the embed stage's parallelism")
     web_host: str = Field("127.0.0.1", description="address of the worker's web server (dashboard, API, /metrics)")
     web_port: int = Field(6066, ge=0, le=65535, description="port of the worker's web server")
-    cluster_batch_size: int = Field(256, ge=1, description="embedded articles taken per cluster step")
+    cluster_batch_size: int = Field(
+        1024, ge=1, description="most embedded articles per cluster step (and checkpoint) when the input backs up"
+    )
     allowed_lateness_seconds: float = Field(
-        0.5, ge=0, description="event-time window in which the cluster step re-orders articles before deciding"
+        0.2, ge=0, description="event-time window in which the cluster step re-orders articles before deciding"
     )
     reorder_idle_seconds: float = Field(
         0.25, gt=0, description="quiet input releases the re-order buffer after this (a burst's tail waits so long)"
