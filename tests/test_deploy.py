@@ -24,14 +24,22 @@ def compose_config() -> dict:
 def test_compose_file_validates_and_wires_kafka_worker_prometheus_grafana():
     config = compose_config()
     services = config["services"]
-    assert {"kafka", "worker", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "embedder", "worker", "prometheus", "grafana"} <= set(services)
+    # The two stages as two services: each runs only its role, and each consumes in its own group.
+    assert services["embedder"]["command"][:4] == ["storywire", "worker", "--role", "embed"]
+    assert services["worker"]["command"][:4] == ["storywire", "worker", "--role", "cluster"]
+    assert services["embedder"]["environment"] == services["worker"]["environment"]
     kafka_env = services["kafka"]["environment"]
     assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"]  # KRaft, no ZooKeeper
     worker_env = services["worker"]["environment"]
     assert worker_env["STORYWIRE_BROKER"] == "kafka://kafka:9092"
     assert worker_env["STORYWIRE_STORE"] == "rocksdb://"
     assert worker_env["STORYWIRE_LOCAL_BROKER"] == "0"  # no tansu workarounds against real Kafka
-    assert "ports" not in services["worker"], "a published worker port breaks --scale worker=N"
+    for scaled in ("worker", "embedder"):
+        assert "ports" not in services[scaled], f"a published port breaks --scale {scaled}=N"
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    scraped = {name for job in scrape for sd in job.get("dns_sd_configs", []) for name in sd["names"]}
+    assert {"worker", "embedder"} <= scraped, "Prometheus must scrape both stages"
     for service in ("prometheus", "grafana"):
         for volume in services[service]["volumes"]:
             source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
