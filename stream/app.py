@@ -121,7 +121,6 @@ def fail_fast(app: faust.App) -> Callable[[AgentFun], AgentFun]:
     return wrap
 
 
-TT = [0.0, 0.0, 0]
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -275,18 +274,7 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
                 rt.snapshots = {sid: step.snapshot(sid, time.time()) for sid in step.clusterer.stories}
             started = time.perf_counter()
 
-            def timed(flush: bool) -> Any:
-                import sys as _s
-
-                w0, c0 = time.perf_counter(), time.thread_time()
-                r = step.decide(flush)
-                TT[0] += time.perf_counter() - w0
-                TT[1] += time.thread_time() - c0
-                TT[2] += len(r)
-                _s.stderr.write(f"XDECIDE wall {TT[0]:.2f} cpu {TT[1]:.2f} n {TT[2]}\n")
-                return r
-
-            decided = await loop.run_in_executor(rt.cluster_pool, timed, flush)
+            decided = await loop.run_in_executor(rt.cluster_pool, step.decide, flush)
             metrics.REORDER_BUFFER.set(len(step.buffer))
             if not decided:
                 return

@@ -156,6 +156,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.topics import ensure_topics
 
     ensure_topics(bootstrap_of(settings.broker), settings.partitions)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     # The cluster step's matrix products are small: BLAS threads only spun against the event loop
     # and the embed process for the two cores (the worker's CPU fell 13.6 -> 9.9 s per static burst).
     threadpool_limits(1, user_api="blas")
