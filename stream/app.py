@@ -121,8 +121,6 @@ def fail_fast(app: faust.App) -> Callable[[AgentFun], AgentFun]:
     return wrap
 
 
-
-
 def create_app(settings: Settings) -> faust.App:
     """The worker's app for its ``role``: ``all`` runs both stages; ``embed`` only the embed stage (its
     own consumer group, no tables: scale it out freely); ``cluster`` only the cluster stage."""
