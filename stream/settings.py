@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=10_000,
-        description="longest a consumer fetch waits for new records; unset: Faust's 1500 (see the README on 50)",
+        description="longest a consumer fetch waits for new records; unset: 200 on the local broker, else Faust's 1500",
     )
     output_linger_ms: int = Field(
         5, ge=0, le=1000, description="how long the output producer waits to fill a batch (embedded, assignments...)"

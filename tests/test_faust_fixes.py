@@ -135,9 +135,13 @@ def test_a_message_of_an_older_consumer_generation_is_not_made_committable():
     assert consumer._acked["articles/1"] == [58]
 
 
-def test_fetch_wait_is_fausts_unless_configured():
-    assert Settings(local_broker=True).fetch_max_wait_ms is None
-    assert Settings(local_broker=True, fetch_max_wait_ms=50).fetch_max_wait_ms == 50
+def test_fetch_wait_is_short_on_the_local_broker_and_fausts_on_kafka_unless_configured():
+    from stream.app import LOCAL_BROKER_FETCH_WAIT_MS, fetch_wait_ms
+
+    assert fetch_wait_ms(Settings(local_broker=True)) == LOCAL_BROKER_FETCH_WAIT_MS < 1500
+    assert fetch_wait_ms(Settings(local_broker=False)) is None  # Kafka answers a parked fetch at once
+    assert fetch_wait_ms(Settings(local_broker=True, fetch_max_wait_ms=50)) == 50
+    assert fetch_wait_ms(Settings(local_broker=False, fetch_max_wait_ms=50)) == 50
 
 
 def test_the_worker_consumer_is_built_with_that_wait():
@@ -149,7 +153,7 @@ from stream.settings import Settings
 
 async def main():
     for wait in (None, 200):
-        app = create_app(Settings(broker="kafka://127.0.0.1:1", local_broker=True, fetch_max_wait_ms=wait))
+        app = create_app(Settings(broker="kafka://127.0.0.1:1", local_broker=False, fetch_max_wait_ms=wait))
         print(app.consumer._thread._create_worker_consumer(app.transport)._fetch_max_wait_ms)
         break
 
