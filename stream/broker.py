@@ -91,6 +91,9 @@ class LocalBroker:
             stderr=log,
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            # Out of the terminal's process group: Ctrl-C must not kill the broker before the workers
+            # have left it (they then waited ~20 s on a dead broker). It is stopped last, by us.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
