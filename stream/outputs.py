@@ -28,8 +28,10 @@ MAX_BATCH_BYTES = 256 * 1024
 
 
 def encode(value: Any) -> bytes:
-    """JSON exactly as Faust's ``json`` serializer writes it, so Faust agents read it unchanged."""
-    return faust_json.dumps(value).encode()
+    """JSON exactly as Faust's ``json`` serializer writes it, so Faust agents read it unchanged.
+    (With orjson, which Faust uses when it is installed, that is already bytes.)"""
+    out = faust_json.dumps(value)
+    return out if isinstance(out, bytes) else out.encode()
 
 
 class Outputs(mode.Service):

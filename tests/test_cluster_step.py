@@ -155,3 +155,31 @@ def test_assignments_are_stored_one_record_per_checkpoint_and_dropped_once_all_a
     assert set(step.clusterer.assigned) <= set(stored)  # what the clusterer still remembers is stored
     again = new_step(copy_tables(tables))
     assert state(again) == state(step)
+
+
+def test_every_record_the_step_writes_or_publishes_is_plain_json(features):
+    """Faust encodes table values with orjson (installed with storywire), which refuses numpy scalars
+    that the standard library's json would have let through: a leak would crash the worker."""
+    import json
+
+    from faust.utils import json as faust_json
+
+    from stream.outputs import encode
+
+    tables = new_tables()
+    step = new_step(tables)
+    published: list[Any] = []
+    for batch in batches(features):
+        for f in batch:
+            step.offer(f, f.id)
+        out = step.step(now=1e9, flush=True)
+        published += [d.assignment.to_dict() for d in out.decisions] + out.snapshots
+        published += [a.to_dict() for d in out.decisions for a in d.alerts]
+    published += [f.to_dict() for f in features[:20]]
+    assert any(d.get("status") for d in published)  # story snapshots are among them
+    assert any(d.get("type") == "story.new" for d in published)  # and alerts
+    for name in NAMES:
+        for value in getattr(tables, name).values():
+            assert json.loads(faust_json.dumps(value)) is not None
+    for record in published:
+        assert json.loads(encode(record)) is not None
