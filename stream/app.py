@@ -39,6 +39,7 @@ log = logging.getLogger("storywire")
 
 DASHBOARD = Path(__file__).parent / "web" / "dashboard.html"
 MAX_DEADLETTER_BYTES = 512 * 1024  # larger invalid lines keep their first 512 KiB (header storywire-bytes: size)
+EMBED_IDLE_SECONDS = 0.5  # a quiet embed stage waits for its in-flight batches after this (surfacing a failure)
 SHARD_KEY = b"shard-0"  # one cluster shard: every embedded article goes to its single partition
 
 
@@ -97,11 +98,10 @@ def input_ref(event: EventT) -> str:
 
 
 class Runtime:
-    """What the agents share: the embed process, the cluster step's thread and state, the live views."""
+    """What the agents and web pages share: the cluster step's thread and state, the live views."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.embedding = EmbedProcess(settings.embedder)
         self.cluster_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster")
         self.step: ClusterStep[EventT] | None = None
         self.snapshots: dict[str, dict[str, Any]] = {}  # latest published snapshot per active story
@@ -188,12 +188,13 @@ def add_embed_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
         batch while this one is published; they are published and acknowledged in input order."""
         stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
         inflight: deque[asyncio.Future[None]] = deque()
-        warm = asyncio.ensure_future(rt.embedding.warm_up())
+        embedding = EmbedProcess(settings.embedder)
+        warm = asyncio.ensure_future(embedding.warm_up())
 
         async def publish(
-            events: list[EventT], embedding: Awaitable[EmbeddedBatch], previous: Awaitable[None] | None
+            events: list[EventT], pending: Awaitable[EmbeddedBatch], previous: Awaitable[None] | None
         ) -> None:
-            batch = await embedding
+            batch = await pending
             metrics.EMBED_SECONDS.observe(batch.seconds)
             if previous is not None:
                 await previous  # `embedded` keeps the input order
@@ -213,8 +214,8 @@ def add_embed_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
             raws = [
                 e.message.value if isinstance(e.message.value, bytes) else bytes(e.message.value or b"") for e in events
             ]
-            embedding = asyncio.ensure_future(rt.embedding.embed(raws, [input_ref(e) for e in events], time.time()))
-            inflight.append(asyncio.ensure_future(publish(events, embedding, inflight[-1] if inflight else None)))
+            batch = asyncio.ensure_future(embedding.embed(raws, [input_ref(e) for e in events], time.time()))
+            inflight.append(asyncio.ensure_future(publish(events, batch, inflight[-1] if inflight else None)))
             while len(inflight) >= settings.embed_pipeline:
                 await inflight.popleft()
 
@@ -223,9 +224,9 @@ def add_embed_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
                 await inflight.popleft()
 
         try:
-            await run_batched(stream, settings.embed_batch_size, handle, 0.5, on_idle)
+            await run_batched(stream, settings.embed_batch_size, handle, EMBED_IDLE_SECONDS, on_idle)
         finally:
-            rt.embedding.stop()
+            embedding.stop()
 
     async def send_deadletter(event: EventT, reason: str) -> Awaitable[Any]:
         msg = event.message
