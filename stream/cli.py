@@ -163,7 +163,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG so that every debug record spins it:
-    # every record aiokafka and Faust log per message was then built and handled (a third of the
+    # every record aiokafka and Faust log per message was then built and handled (half of the
     # output producer's time per record). Without it the root logger stays at --loglevel.
     worker.spinner = None
     worker.execute_from_commandline()

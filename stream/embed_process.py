@@ -86,7 +86,6 @@ class EmbedProcess:
     """One child process that holds the embedder; started on first use (or :meth:`warm_up`)."""
 
     def __init__(self, embedder: str) -> None:
-        self.embedder = embedder
         self._pool = ProcessPoolExecutor(
             max_workers=1,
             # spawn, not fork: the worker has threads (Kafka I/O, the cluster step) a fork would copy mid-flight
