@@ -14,6 +14,7 @@ worker: ``storywire worker --role``): a fresh tansu broker and the worker proces
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -34,11 +35,12 @@ from bench._table import show  # noqa: E402
 from models.article import parse_article  # noqa: E402
 from models.embedders import load_embedder  # noqa: E402
 from stream.broker import LocalBroker, free_port  # noqa: E402
+from stream.embed_process import EmbedPool  # noqa: E402
 from stream.demo import OutputWatcher, stage_workers, worker_process  # noqa: E402
 from stream.settings import SAMPLE_STREAM, Settings  # noqa: E402
 from stream.topics import ARTICLES, ensure_topics  # noqa: E402
 
-SIZES = {"minilm": 600, "static": 4200}
+SIZES = {"minilm": 1800, "static": 4200}
 
 
 def articles(n: int) -> list[dict]:
@@ -138,6 +140,28 @@ def workers(settings: Settings, broker: str, layout: str, log_dir: Path) -> Iter
         yield running
 
 
+def embed_pool_alone(embedder: str, items: list[dict]) -> float:
+    """Articles/s of the embed stage's processes with no broker: parse, validate, embed, featurise
+    and encode, in micro-batches as the worker sends them (the pipeline's ceiling on this machine)."""
+    settings = Settings(embedder=embedder)
+    lines = [json.dumps(a).encode() for a in items]
+    size = settings.embed_batch_size
+
+    async def go() -> float:
+        pool = EmbedPool(embedder, settings.embed_processes, settings.embed_threads)
+        try:
+            await pool.warm_up()
+            await pool.embed(lines[:32], ["warm"] * 32, 0.0)
+            t0 = time.perf_counter()
+            chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
+            await asyncio.gather(*(pool.embed(c, ["bench"] * len(c), 0.0) for c in chunks))
+            return len(lines) / (time.perf_counter() - t0)
+        finally:
+            pool.stop()
+
+    return asyncio.run(go())
+
+
 def run(embedder: str, layout: str, rate: float, latency_n: int) -> dict[str, object]:
     n = SIZES[embedder]
     items = articles(n)
@@ -147,6 +171,8 @@ def run(embedder: str, layout: str, rate: float, latency_n: int) -> dict[str, ob
     t0 = time.perf_counter()
     enc.encode(texts)
     raw = n / (time.perf_counter() - t0)
+    del enc
+    pool_rate = embed_pool_alone(embedder, items)
     with LocalBroker() as broker:
         ensure_topics(broker.bootstrap, 4)
         settings = Settings(
@@ -208,6 +234,7 @@ def run(embedder: str, layout: str, rate: float, latency_n: int) -> dict[str, ob
         "raw encoder texts/s": round(raw, 1),
         "end to end articles/s": round(e2e, 1),
         "e2e / raw": round(e2e / raw, 2),
+        "embed processes alone articles/s": round(pool_rate, 1),
         "burst: embed s": round(stages.get("embed", 0.0), 1),
         "decide + checkpoint s": round(stages.get("cluster", 0.0), 1),
         "of which checkpoint s": round(stages.get("checkpoint", 0.0), 1),

@@ -26,7 +26,7 @@ from models.join_model import JoinModel
 from stream import metrics
 from stream.batching import OrderedAcks, run_batched
 from stream.cluster_step import ClusterStep, StateTables
-from stream.embed_process import EmbeddedBatch, EmbedProcess
+from stream.embed_process import EmbeddedBatch, EmbedPool
 from stream.faust_fixes import FETCH_WAIT_ATTRIBUTE, fetch_max_wait, flush_all, reread_skipped_offsets
 from stream.live import LiveFeed
 from stream.outputs import Outputs, delivered, encode
@@ -184,11 +184,11 @@ def add_embed_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
     @fail_fast(app)
     async def embed(agent_stream: faust.StreamT) -> None:
         """Validate and embed micro-batches in the embed process; invalid input goes to the dead-letter
-        topic, never lost. Up to ``embed_pipeline`` batches are in flight, so the child embeds the next
+        topic, never lost. Up to ``embed_pipeline`` batches are in flight, so the children embed the next
         batch while this one is published; they are published and acknowledged in input order."""
         stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
         inflight: deque[asyncio.Future[None]] = deque()
-        embedding = EmbedProcess(settings.embedder)
+        embedding = EmbedPool(settings.embedder, settings.embed_processes, settings.embed_threads)
         warm = asyncio.ensure_future(embedding.warm_up())
 
         async def publish(

@@ -29,8 +29,12 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(
         128, ge=1, le=512, description="articles per embed micro-batch (MiniLM sorts them by length into batches of 32)"
     )
+    embed_processes: int = Field(
+        2, ge=1, le=32, description="encoder processes per embed worker, each embedding its own micro-batches"
+    )
+    embed_threads: int = Field(1, ge=1, le=64, description="encoder threads in each embed process (MiniLM)")
     embed_pipeline: int = Field(
-        2, ge=1, le=8, description="micro-batches in flight to the embed process (1: embed and publish in turn)"
+        3, ge=1, le=32, description="micro-batches in flight to the embed processes (1: embed and publish in turn)"
     )
     join_threshold: float | None = Field(None, ge=0.0, le=1.0, description="override the trained join threshold")
     event_threshold: float = Field(

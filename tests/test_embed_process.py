@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import numpy as np
 
 from models.article import parse_article
 from models.features import ArticleFeatures
-from stream.embed_process import embed_lines
+from stream.embed_process import EmbeddedBatch, EmbedPool, embed_lines
 
 GOOD = {"id": "a1", "title": "Gunmen attack Moscow concert hall", "published_at": "2024-03-22T18:00:00Z"}
 
@@ -38,8 +39,8 @@ def test_each_line_gets_its_record_or_its_reason(static):
 
 CHILD_OF_KILLED_PARENT = """
 import asyncio, os, sys
-from stream.embed_process import EmbedProcess
-p = EmbedProcess("static")
+from stream.embed_process import EmbedPool
+p = EmbedPool("static", processes=2)
 asyncio.run(p.warm_up())
 print(" ".join(str(c.pid) for c in __import__("multiprocessing").active_children()), flush=True)
 import time; time.sleep(600)
@@ -53,7 +54,7 @@ def test_the_child_exits_when_the_worker_is_killed(static):
     try:
         line = parent.stdout.readline()  # type: ignore[union-attr]
         children = [int(p) for p in line.split()]
-        assert children, "the embed process did not start"
+        assert len(children) == 2, f"warm_up started {children}, not one process per encoder"
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 10
@@ -79,3 +80,21 @@ def test_vectors_survive_the_trip(static):
     f = ArticleFeatures.from_dict(json.loads(out[0]))
     direct = static.encode([parse_article(json.dumps(GOOD)).embedding_text()])[0]
     assert np.array_equal(f.vector, direct)  # exact float32 bytes, not a rounded copy
+
+
+def test_a_pool_spreads_concurrent_batches_and_keeps_each_batch_whole(static):
+    async def run() -> list[EmbeddedBatch]:
+        pool = EmbedPool("static", processes=2)
+        try:
+            await pool.warm_up()
+            lines = [json.dumps({**GOOD, "id": f"a{i}"}).encode() for i in range(6)]
+            return await asyncio.gather(
+                *(pool.embed(lines[i : i + 2], [f"articles/0/{j}" for j in range(i, i + 2)], 0.0) for i in (0, 2, 4))
+            )
+        finally:
+            pool.stop()
+
+    batches = asyncio.run(run())
+    ids = [[json.loads(o)["id"] for o in b.outcomes] for b in batches]
+    assert ids == [["a0", "a1"], ["a2", "a3"], ["a4", "a5"]]
+    assert len({b.pid for b in batches}) == 2, "both encoder processes should have taken a batch"
