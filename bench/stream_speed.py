@@ -35,8 +35,8 @@ from bench._table import show  # noqa: E402
 from models.article import parse_article  # noqa: E402
 from models.embedders import load_embedder  # noqa: E402
 from stream.broker import LocalBroker, free_port  # noqa: E402
-from stream.embed_process import EmbedPool  # noqa: E402
 from stream.demo import OutputWatcher, stage_workers, worker_process  # noqa: E402
+from stream.embed_process import EmbedPool  # noqa: E402
 from stream.settings import SAMPLE_STREAM, Settings  # noqa: E402
 from stream.topics import ARTICLES, ensure_topics  # noqa: E402
 
