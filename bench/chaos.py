@@ -41,6 +41,7 @@ from kafka import KafkaConsumer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._table import show  # noqa: E402
+from models.clustering import final_story_ids  # noqa: E402
 from models.metrics import score  # noqa: E402
 from stream.broker import LocalBroker, free_port  # noqa: E402
 from stream.demo import OutputWatcher, worker_process  # noqa: E402
@@ -69,17 +70,19 @@ def drill_input(n: int, path: Path) -> list[str]:
 
 
 def stories_of(assignments: dict[str, dict]) -> dict[str, frozenset[str]]:
-    """Each article id -> the set of ids in its story (story ids may differ between runs)."""
+    """Each article id -> the set of ids in its final story (story ids may differ between runs)."""
+    final = final_story_ids(assignments.values())
     members: dict[str, set[str]] = defaultdict(set)
-    for aid, a in assignments.items():
-        members[a["story_id"]].add(aid)
-    return {aid: frozenset(members[a["story_id"]]) for aid, a in assignments.items()}
+    for aid, story in final.items():
+        members[story].add(aid)
+    return {aid: frozenset(members[story]) for aid, story in final.items()}
 
 
 def agreement(clean: dict[str, dict], run: dict[str, dict]) -> float:
-    """B-cubed F1 of the run's stories against the clean run's, over the ids both assigned."""
+    """B-cubed F1 of the run's final stories against the clean run's, over the ids both assigned."""
     ids = sorted(clean.keys() & run.keys())
-    return score([clean[i]["story_id"] for i in ids], [run[i]["story_id"] for i in ids]).bcubed_f1
+    a, b = final_story_ids(clean.values()), final_story_ids(run.values())
+    return score([a[i] for i in ids], [b[i] for i in ids]).bcubed_f1
 
 
 def read_topic(broker: str, topic: str) -> list[dict]:

@@ -4,4 +4,4 @@ Nothing in this package opens a socket or imports a streaming library; the same 
 the Faust agents (``stream/``) and in the in-process evaluator.
 """
 
-MODEL_VERSION = "storywire-2"  # bumped when decisions change: storywire-2 adds the nearest-neighbour votes
+MODEL_VERSION = "storywire-3"  # bumped when decisions change: 2 added the nearest-neighbour votes, 3 story merges

@@ -73,6 +73,7 @@ class Assignment:
     event_decision: str  # "new" (new event: a development) or "join"
     timestamp: float
     model_version: str = MODEL_VERSION
+    merged: list[str] = field(default_factory=list)  # stories this decision merged into ``story_id``
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class Assignment:
             "event_decision": self.event_decision,
             "timestamp": self.timestamp,
             "model_version": self.model_version,
+            "merged": list(self.merged),
         }
 
     @classmethod
@@ -97,7 +99,26 @@ class Assignment:
             a["event_decision"],
             a["timestamp"],
             a.get("model_version", MODEL_VERSION),
+            list(a.get("merged", [])),
         )
+
+
+def final_story_ids(assignments: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Article id -> its story as it stands after every merge the records announce (``merged``):
+    what a consumer of the ``assignments`` topic does to see the stories the clusterer has now.
+
+    >>> final_story_ids([{"id": "a", "story_id": "s2", "merged": []}, {"id": "b", "story_id": "s1", "merged": ["s2"]}])
+    {'a': 's1', 'b': 's1'}
+    """
+    records = list(assignments)
+    into = {gone: a["story_id"] for a in records for gone in a.get("merged", [])}
+    out = {}
+    for a in records:
+        story = a["story_id"]
+        while story in into:
+            story = into[story]
+        out[a["id"]] = story
+    return out
 
 
 def encode_vector(v: np.ndarray) -> str:
@@ -270,7 +291,7 @@ class Changes:
     """
 
     stories: set[str] = field(default_factory=set)
-    removed_stories: set[str] = field(default_factory=set)
+    removed_stories: set[str] = field(default_factory=set)  # expired or merged
     assigned: list[str] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)  # assignments past the horizon
     terms: set[str] = field(default_factory=set)  # document frequencies that moved
@@ -305,6 +326,7 @@ class StoryClusterer:
         self.next_event = 1
         self.watermark = -math.inf
         self.assigned: OrderedDict[str, Assignment] = OrderedDict()
+        self.merged: dict[str, tuple[str, float]] = {}  # merged story -> (the story it went into, when)
         self.expired_stories = 0
         self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
@@ -415,26 +437,115 @@ class StoryClusterer:
         if f.id in self.assigned:
             a = self.assigned[f.id]
             return a.story_id, a.score
+        story_id, p, _ = self._choose(f)
+        return story_id, p
+
+    def _choose(self, f: ArticleFeatures) -> tuple[str | None, float, str | None]:
+        """(story to join or None, its probability, a second story the article also joins so surely
+        that the two are one story: ``merge_threshold``)."""
         cands = self.candidates(f)
         if not cands.story_ids:
-            return None, 0.0
+            return None, 0.0, None
         probs = self.model.probability(cands.features)
         if self.config.entity_veto_names and len(f.entities) >= self.config.entity_veto_names:
             # A name-rich article that shares no name with a story is about something else, however
             # close the wording ("Kansas City parade shooting" vs "Crocus City Hall shooting").
             novel = cands.features[:, FEATURE_NAMES.index("novel_entities")]
             probs = np.where(novel >= 0.999, 0.0, probs)
-        best = int(np.argmax(probs))
+        order = np.argsort(-probs, kind="stable")
+        best = int(order[0])
         p = float(probs[best])
-        return (cands.story_ids[best] if p >= self.model.threshold else None), p
+        if p < self.model.threshold:
+            return None, p, None
+        merge = len(order) > 1 and probs[order[1]] >= self.model.merge_threshold
+        return cands.story_ids[best], p, cands.story_ids[int(order[1])] if merge else None
 
     # ----------------------------------------------------------------- updating
     def learn_one(self, f: ArticleFeatures) -> Assignment:
         """Assign the article and fold it into the state (idempotent by article id)."""
         if f.id in self.assigned:
             return self.assigned[f.id]
-        story_id, p = self.predict_one(f)
-        return self.apply(f, story_id, p)
+        story_id, p, second = self._choose(f)
+        merged = []
+        if story_id is not None and second is not None:
+            self._advance(f.timestamp)  # expiry first, as apply does
+            if story_id in self.stories and second in self.stories:
+                # The older story keeps its id: people may already follow it.
+                keep, gone = sorted((story_id, second), key=lambda s: self.stories[s].seq)
+                self.merge(gone, into=keep, timestamp=f.timestamp)
+                story_id, merged = keep, [gone]
+        assignment = self.apply(f, story_id, p)
+        assignment.merged = merged  # published with the assignment: its consumers can follow the merge
+        return assignment
+
+    def resolve(self, story_id: str) -> str:
+        """The story a (possibly merged) story id lives on as.
+
+        >>> c = StoryClusterer(JoinModel.load("static"))
+        >>> c.merged.update({"s3": ("s2", 0.0), "s2": ("s1", 5.0)})
+        >>> c.resolve("s3"), c.resolve("s4")
+        ('s1', 's4')
+        """
+        while story_id in self.merged:
+            story_id = self.merged[story_id][0]
+        return story_id
+
+    def merge(self, source: str, into: str, timestamp: float) -> None:
+        """Fold story ``source`` into ``into``: one story that was detected twice.
+
+        Why merge at all: a story's first articles often open several stories (the quake, the
+        rescue, the appeal for donations) before any article shows they are one; single-pass
+        clustering never revisits that split, and on the crisis streams it was most of the lost
+        recall. An article that is very likely to join each of two stories is that evidence.
+        ``merged`` remembers where ``source`` went, so its earlier assignments resolve."""
+        cfg = self.config
+        src = self.stories.pop(source)
+        dst = self.stories[into]
+        for t in src.terms:
+            self._unpost(t, source)
+        dst.size += src.size
+        dst.first_ts = min(dst.first_ts, src.first_ts)
+        dst.last_ts = max(dst.last_ts, src.last_ts)
+        dst.vector_sum = dst.vector_sum + src.vector_sum
+        dst.refresh_centroid()
+        for t, n in src.terms.items():
+            if t not in dst.terms:
+                self.postings.setdefault(t, {})[into] = None
+            dst.terms[t] = dst.terms.get(t, 0) + n
+        pruned = _bounded(dst.terms, cfg.max_story_terms)
+        if pruned is not dst.terms:
+            for t in dst.terms.keys() - pruned.keys():
+                self._unpost(t, into)
+            dst.terms = pruned
+        for e, n in src.entities.items():
+            dst.entities[e] = dst.entities.get(e, 0) + n
+        dst.entities = _bounded(dst.entities, cfg.max_story_terms // 2)
+        for source_name, n in src.sources.items():
+            dst.sources[source_name] = dst.sources.get(source_name, 0) + n
+        dst.sources = _bounded(dst.sources, 50)
+        for hour, n in src.hourly.items():
+            dst.hourly[hour] = dst.hourly.get(hour, 0) + n
+        dst.titles = (src.titles + dst.titles)[-cfg.max_titles :]
+        dst.attributions = (dst.attributions + src.attributions)[:50]
+        # The most recent events of both stay scored (the tail of ``events``); older ones become summaries.
+        k = cfg.events_scored
+        live = sorted(
+            (e for e in dst.events[-k:] + src.events[-k:] if e in self.events),
+            key=lambda e: (self.events[e].last_ts, e),
+        )
+        for eid in live:
+            self.events[eid].story_id = into
+        for eid in live[:-k]:
+            dst.past_events.append(self.events.pop(eid).summary())
+        dst.past_events = (dst.past_events + src.past_events)[-50:]
+        dst.events = [e for e in dst.events + src.events if e not in live[-k:]] + live[-k:]
+        dst.refresh_events(self.events, k)
+        self.recent.relabel({source: into})
+        self.merged[source] = (into, timestamp)
+        self.stories.move_to_end(into)
+        self.changes.stories.add(into)
+        self.changes.stories.discard(source)
+        self.changes.removed_stories.add(source)
 
     def apply(self, f: ArticleFeatures, story_id: str | None, score: float = 1.0) -> Assignment:
         """Put the article into ``story_id`` (or a new story). Training uses it to force gold choices."""
@@ -595,6 +706,9 @@ class StoryClusterer:
             del self.assigned[aid]
             self.changes.forgotten.append(aid)
         self.recent.forget_before(horizon)
+        if self.merged and min(ts for _, ts in self.merged.values()) < horizon:
+            # every article of a story merged before the horizon is forgotten: nothing resolves through it
+            self.merged = {s: m for s, m in self.merged.items() if m[1] >= horizon}
         return gone
 
     # ----------------------------------------------------------------- state
@@ -618,6 +732,7 @@ class StoryClusterer:
             "next_event": self.next_event,
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
             "expired_stories": self.expired_stories,
+            "merged": {s: list(m) for s, m in self.merged.items()},
         }
 
     @classmethod
@@ -663,6 +778,7 @@ class StoryClusterer:
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
             "assigned": [a.to_dict() for a in self.assigned.values()],
             "expired_stories": self.expired_stories,
+            "merged": {s: list(m) for s, m in self.merged.items()},
             "recent": self.recent.entries(),
         }
 
@@ -683,5 +799,8 @@ class StoryClusterer:
         for a in data["assigned"]:
             c.assigned[a["id"]] = Assignment.from_dict(a)
         c.expired_stories = data.get("expired_stories", 0)
+        c.merged = {s: (m[0], float(m[1])) for s, m in data.get("merged", {}).items()}
         c.recent.restore(data.get("recent", []))
+        if c.merged:  # remembered articles stored before their story was merged
+            c.recent.relabel({s: c.resolve(s) for s in c.merged})
         return c

@@ -30,6 +30,9 @@ FEATURE_NAMES = (
 )
 
 
+NEVER_MERGE = 1.1
+
+
 @dataclass(frozen=True)
 class JoinModel:
     mean: np.ndarray
@@ -39,14 +42,24 @@ class JoinModel:
     threshold: float
     embedder: str
     trained_on: str = ""
+    # An article at least this likely to join each of two stories shows they are one story: they
+    # merge. Above 1: never. Chosen with the join threshold by the same held-out search.
+    merge_threshold: float = NEVER_MERGE
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """Vectorised logistic score for a (candidates x features) matrix."""
         z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
-    def with_threshold(self, threshold: float) -> JoinModel:
-        return JoinModel(self.mean, self.scale, self.coef, self.intercept, threshold, self.embedder, self.trained_on)
+    def with_threshold(self, threshold: float, merge_threshold: float | None = None) -> JoinModel:
+        merge = self.merge_threshold if merge_threshold is None else merge_threshold
+        return JoinModel(
+            self.mean, self.scale, self.coef, self.intercept, threshold, self.embedder, self.trained_on, merge
+        )
+
+    def with_overrides(self, threshold: float | None, merge_threshold: float | None) -> JoinModel:
+        """This model with the operator's thresholds where given (None keeps the trained one)."""
+        return self.with_threshold(self.threshold if threshold is None else threshold, merge_threshold)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -56,6 +69,7 @@ class JoinModel:
             "coef": self.coef.tolist(),
             "intercept": self.intercept,
             "threshold": self.threshold,
+            "merge_threshold": self.merge_threshold,
             "embedder": self.embedder,
             "trained_on": self.trained_on,
         }
@@ -81,4 +95,5 @@ class JoinModel:
             threshold=float(data["threshold"]),
             embedder=data["embedder"],
             trained_on=data.get("trained_on", ""),
+            merge_threshold=float(data.get("merge_threshold", NEVER_MERGE)),
         )

@@ -94,6 +94,10 @@ class RecentArticles:
             out[story] = (share + sim, max(best, sim))
         return {s: (share / total, best) for s, (share, best) in out.items()}
 
+    def relabel(self, moved: dict[str, str]) -> None:
+        """Remembered articles of story ``s`` now belong to ``moved[s]`` (the stories were merged)."""
+        self._stories = [moved.get(s, s) for s in self._stories]
+
     def forget_before(self, horizon: float) -> None:
         """Empty the slots of articles older than ``horizon``: the stream layer forgets their
         assignments there, so a restored memory would not have them either."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class ReplayResult:
     gold: list[str | None]
     scores: Scores
     event_scores: Scores
+    scores_as_decided: Scores  # before merges resolved
     seconds_embed: float
     seconds_cluster: float
     clusterer: StoryClusterer
@@ -73,10 +74,14 @@ def cluster_features(
     seconds = time.perf_counter() - start
     if progress:
         progress(len(features) % 100)
+    # The stories as they stand at the end, merges resolved: what the dashboard shows and the
+    # evaluator scores (the scores of the decisions as first made are kept beside them).
+    final = [replace(a, story_id=clusterer.resolve(a.story_id)) for a in assignments]
     return ReplayResult(
-        assignments=assignments,
+        assignments=final,
         gold=list(gold),
-        scores=score(gold, [a.story_id for a in assignments]),
+        scores=score(gold, [a.story_id for a in final]),
+        scores_as_decided=score(gold, [a.story_id for a in assignments]),
         event_scores=score(gold, [a.event_id for a in assignments]),
         seconds_embed=0.0,
         seconds_cluster=seconds,

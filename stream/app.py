@@ -260,9 +260,7 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
         meta=app.Table("cluster-meta", partitions=1, key_type=str),
         assigned=app.Table("cluster-assigned", partitions=1, key_type=str),
     )
-    model = JoinModel.load(settings.embedder)
-    if settings.join_threshold is not None:
-        model = model.with_threshold(settings.join_threshold)
+    model = JoinModel.load(settings.embedder).with_overrides(settings.join_threshold, settings.merge_threshold)
 
     @app.agent(embedded, concurrency=1)
     @fail_fast(app)
@@ -323,7 +321,7 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
                     rt.live.publish("alert", alert.to_dict())
             for snap in out.snapshots:
                 sent.append(await outputs.send(STORIES, snap["id"].encode(), encode(snap)))
-                if snap["status"] == "expired":
+                if snap["status"] in ("expired", "merged"):
                     rt.snapshots.pop(snap["id"], None)
                 else:
                     rt.snapshots[snap["id"]] = snap

@@ -89,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     embedder = args.embedder or settings.embedder
     threshold = args.join_threshold if args.join_threshold is not None else settings.join_threshold
     result, bad, seconds = run_evaluation(
-        args.file, embedder, settings.cluster_config(), threshold, settings.embed_batch_size
+        args.file, embedder, settings.cluster_config(), threshold, settings.embed_batch_size, settings.merge_threshold
     )
     data = summary(result, seconds)
     data["skipped_lines"] = len(bad)

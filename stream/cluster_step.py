@@ -204,9 +204,11 @@ class ClusterStep(Generic[T]):
             if sid in c.stories:
                 t.stories[sid] = {**c.story_record(sid), CKPT: k, "prev": _committed(t.stories.get(sid))}
                 snapshots.append(self.snapshot(sid, now))
-        for sid in self._expired:
+        for sid in self._expired:  # expired or merged: gone from the state either way
             t.stories[sid] = {"expired": True, CKPT: k, "prev": _committed(t.stories.get(sid))}
-            snapshots.append({"id": sid, "status": "expired"})
+            into = c.resolve(sid)
+            gone = {"status": "merged", "merged_into": into} if into != sid else {"status": "expired"}
+            snapshots.append({"id": sid, **gone})
         # One record per checkpoint, not per article: on the local broker every record is a request.
         # Each carries the article's slot in the nearest-neighbour memory, which restore puts back.
         items = [

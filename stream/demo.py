@@ -24,6 +24,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
+from models.clustering import final_story_ids
 from stream.broker import LocalBroker, die_with_parent, free_port
 from stream.replay import bootstrap_of, replay
 from stream.settings import Settings
@@ -104,9 +105,13 @@ class Outcome:
         done = self.processed | self.deadletters.keys()
         return [f"{ref} (key {key})" for ref, key in sorted(inputs.items()) if ref not in done]
 
+    def final_stories(self) -> dict[str, str]:
+        """Article id -> its story as it stands now (merges followed)."""
+        return final_story_ids(self.assignments.values())
+
     @property
     def stories(self) -> int:
-        return len({a["story_id"] for a in self.assignments.values()})
+        return len(set(self.final_stories().values()))
 
 
 class OutputWatcher:
@@ -285,10 +290,12 @@ def run_demo(
             return 1
         if assignments_out:
             assignments_out.parent.mkdir(parents=True, exist_ok=True)
+            final = out.final_stories()
             with assignments_out.open("w") as handle:
                 for a in sorted(out.assignments.values(), key=lambda a: (a["timestamp"], a["id"])):
-                    keep = ("id", "event_id", "story_id", "score", "decision", "event_decision")
-                    handle.write(json.dumps({k: a[k] for k in keep}) + "\n")
+                    keep = ("id", "event_id", "score", "decision", "event_decision")
+                    # the story as it stands at the end (merges followed), as `storywire evaluate` writes it
+                    handle.write(json.dumps({**{k: a[k] for k in keep}, "story_id": final[a["id"]]}) + "\n")
         if deadletters_out:
             deadletters_out.parent.mkdir(parents=True, exist_ok=True)
             with deadletters_out.open("w") as handle:

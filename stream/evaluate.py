@@ -63,15 +63,14 @@ def run_evaluation(
     config: ClusterConfig,
     join_threshold: float | None = None,
     batch_size: int = 32,
+    merge_threshold: float | None = None,
 ) -> tuple[ReplayResult, list[BadLine], float]:
     """Read, order, embed and cluster a file; returns the result, the bad lines and total seconds."""
     items, bad = read_labelled(path)
     for b in bad:
         sys.stderr.write(f"{path}:{b.line}: skipped: {b.reason}\n")
     items = event_time_order(items)
-    model = JoinModel.load(embedder_name)
-    if join_threshold is not None:
-        model = model.with_threshold(join_threshold)
+    model = JoinModel.load(embedder_name).with_overrides(join_threshold, merge_threshold)
     start = time.perf_counter()
     embedder = load_embedder(embedder_name)
     features: list[ArticleFeatures] = []

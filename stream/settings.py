@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         3, ge=1, le=32, description="micro-batches in flight to the embed processes (1: embed and publish in turn)"
     )
     join_threshold: float | None = Field(None, ge=0.0, le=1.0, description="override the trained join threshold")
+    merge_threshold: float | None = Field(
+        None, ge=0.0, description="override the trained merge threshold (above 1: never merge stories)"
+    )
     event_threshold: float = Field(
         ClusterConfig.event_threshold, ge=0.0, le=1.0, description="similarity to join an event"
     )

@@ -70,11 +70,14 @@ def features(static) -> list[ArticleFeatures]:
     return featurize_batch([x.article for x in items], static)
 
 
-def new_step(tables: StateTables, max_vocabulary: int = 200_000) -> ClusterStep[str]:
+def new_step(
+    tables: StateTables, max_vocabulary: int = 200_000, merge_threshold: float | None = None
+) -> ClusterStep[str]:
     # a short story TTL, so stories expire (tombstones) within the sample too; a small neighbour
     # window, so the memory restored from the assignment records has wrapped around
     config = ClusterConfig(story_ttl_hours=24.0, event_ttl_hours=6.0, max_vocabulary=max_vocabulary, knn_window=100)
-    step: ClusterStep[str] = ClusterStep(JoinModel.load("static"), config, tables, allowed_lateness=0.0)
+    model = JoinModel.load("static").with_overrides(None, merge_threshold)
+    step: ClusterStep[str] = ClusterStep(model, config, tables, allowed_lateness=0.0)
     step.restore()
     return step
 
@@ -97,20 +100,24 @@ def state(step: ClusterStep[str]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("compact_every", "max_vocabulary"),
-    [(50, 200_000), (3, 200_000), (3, 600)],
-    ids=["df-deltas", "df-compactions", "df-pruning"],
+    ("compact_every", "max_vocabulary", "merge_threshold"),
+    [(50, 200_000, None), (3, 200_000, None), (3, 600, None), (50, 200_000, 0.6)],
+    ids=["df-deltas", "df-compactions", "df-pruning", "story-merges"],
 )
-def test_a_crash_anywhere_in_a_checkpoint_is_rolled_back_exactly(features, monkeypatch, compact_every, max_vocabulary):
+def test_a_crash_anywhere_in_a_checkpoint_is_rolled_back_exactly(
+    features, monkeypatch, compact_every, max_vocabulary, merge_threshold
+):
     monkeypatch.setattr(cluster_step, "DF_COMPACT_EVERY", compact_every)
-    clean_step = new_step(new_tables(), max_vocabulary)
+    clean_step = new_step(new_tables(), max_vocabulary, merge_threshold)
     clean = {a["id"]: a for b in batches(features) for a in feed(clean_step, b)}
     assert clean_step.clusterer.expired_stories > 0  # the runs cover story expiry too
+    if merge_threshold is not None:
+        assert sum(len(a["merged"]) for a in clean.values()) >= 3  # and merges
     rng = random.Random(7)
     for trial in range(12):
         j = rng.randrange(1, len(batches(features)))
         tables = new_tables()
-        step = new_step(tables, max_vocabulary)
+        step = new_step(tables, max_vocabulary, merge_threshold)
         for b in batches(features)[:j]:
             feed(step, b)
         before = copy_tables(tables)
@@ -128,7 +135,7 @@ def test_a_crash_anywhere_in_a_checkpoint_is_rolled_back_exactly(features, monke
                     dict.pop(table, key, None)
                 else:
                     dict.__setitem__(table, key, value)
-        again = new_step(torn, max_vocabulary)
+        again = new_step(torn, max_vocabulary, merge_threshold)
         seen = {}
         for b in batches(features)[j:]:  # the torn batch comes again: it was never acknowledged
             seen.update({a["id"]: a for a in feed(again, b)})

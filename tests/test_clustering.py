@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -87,3 +88,57 @@ def test_new_development_opens_an_event_inside_the_story():
     )
     assert second.story_id == claim.story_id == "s1"
     assert second.event_decision == "join" and claim.event_decision == "new" and claim.event_id != second.event_id
+
+
+def _state_is_consistent(c: StoryClusterer) -> None:
+    """Postings, events and the neighbour memory only name live stories, and name all of them."""
+    for term, posting in c.postings.items():
+        for sid in posting:
+            assert sid in c.stories and term in c.stories[sid].terms, (term, sid)
+    for sid, story in c.stories.items():
+        assert all(sid in c.postings[t] for t in story.terms)
+        assert all(c.events[e].story_id == sid for e in story.events if e in c.events)
+    assert not {e[2] for e in c.recent.entries()} & set(c.merged)
+
+
+def test_merging_two_stories_folds_one_into_the_other():
+    c = StoryClusterer(JoinModel.load("static"))
+    v = np.eye(256, dtype=np.float32)
+    quake = c.apply(ArticleFeatures("a", 0, "quake", "A", v[0], {"quake": 2, "chile": 1}, ["chile"]), None)
+    rescue = c.apply(ArticleFeatures("b", 60, "rescue", "B", v[1], {"rescue": 1, "chile": 1}, ["santiago"]), None)
+    c.apply(ArticleFeatures("c", 120, "more rescue", "B", v[1], {"rescue": 1}, []), rescue.story_id)
+    c.drain_changes()
+    c.merge(rescue.story_id, into=quake.story_id, timestamp=120)
+    story = c.stories[quake.story_id]
+    assert rescue.story_id not in c.stories and c.resolve(rescue.story_id) == quake.story_id
+    assert story.size == 3 and story.terms == {"quake": 1, "chile": 2, "rescue": 2}  # articles using each
+    assert story.entities == {"chile": 1, "santiago": 1} and len(story.events) == 2
+    assert set(c.recent.votes(v[1])) == {quake.story_id}  # the rescue articles now vote for the merged story
+    changes = c.drain_changes()
+    assert changes.removed_stories == {rescue.story_id} and changes.stories == {quake.story_id}
+    _state_is_consistent(c)
+    restored = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), JoinModel.load("static"))
+    assert restored.resolve(rescue.story_id) == quake.story_id and restored.stories[quake.story_id].size == 3
+    # the merge is forgotten with the articles it concerned, after the story TTL
+    c.expire(120 + c.config.story_ttl_hours * 3600 + 1)
+    assert not c.merged
+
+
+def test_an_article_sure_of_two_stories_merges_them(sample_features):
+    """On the sample, with merging switched on: merges happen, the older story keeps its id, the
+    assignment names what it merged, and the state stays consistent and round-trips."""
+    model = JoinModel.load("static").with_threshold(JoinModel.load("static").threshold, merge_threshold=0.6)
+    c = StoryClusterer(model)
+    half = len(sample_features) // 2
+    first = [c.learn_one(f) for f in sample_features[:half]]
+    restored = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), model)
+    rest = [c.learn_one(f) for f in sample_features[half:]]
+    assert [restored.learn_one(f).to_dict() for f in sample_features[half:]] == [a.to_dict() for a in rest]
+    merging = [a for a in first + rest if a.merged]
+    assert merging, "no merge on the sample at 0.6"
+    for a in merging:
+        assert all(int(gone[1:]) > int(a.story_id[1:]) for gone in a.merged)  # the older story kept its id
+        assert all(c.resolve(gone) == c.resolve(a.story_id) for gone in a.merged)
+    _state_is_consistent(c)
+    members = Counter(c.resolve(a.story_id) for a in first + rest)
+    assert {sid: s.size for sid, s in c.stories.items()} == {sid: members[sid] for sid in c.stories}  # none lost

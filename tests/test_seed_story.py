@@ -25,6 +25,7 @@ def test_seed_articles_form_one_story_with_developments(embedder_name, request):
     for f in featurize_batch([x.article for x in items], embedder):
         a = clusterer.learn_one(f)
         story_of[f.id], event_of[f.id] = a.story_id, a.event_id
+    story_of = {aid: clusterer.resolve(sid) for aid, sid in story_of.items()}  # as it stands, merges followed
     stories = defaultdict(set)
     for aid, sid in story_of.items():
         stories[sid].add(aid)

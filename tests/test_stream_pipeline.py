@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from models.clustering import final_story_ids
 from stream.broker import LocalBroker, free_port
 from stream.demo import OutputWatcher, worker_process
 from stream.replay import replay
@@ -33,11 +34,11 @@ NO_LATENESS_LIMIT = {"STORYWIRE_ALLOWED_LATENESS_SECONDS": "1e9", "STORYWIRE_REO
 
 
 def partition(assignments: Path) -> set[frozenset[str]]:
-    """Stories as sets of article ids: story ids may differ, the grouping must not."""
+    """Stories as they stand at the end (merges followed) as sets of article ids: story ids may
+    differ, the grouping must not."""
     groups: dict[str, set[str]] = defaultdict(set)
-    for line in assignments.read_text().splitlines():
-        a = json.loads(line)
-        groups[a["story_id"]].add(a["id"])
+    for aid, story in final_story_ids(json.loads(line) for line in assignments.read_text().splitlines()).items():
+        groups[story].add(aid)
     return {frozenset(g) for g in groups.values()}
 
 

@@ -8,7 +8,9 @@ label "same gold story or not" (the setting of Miranda et al. 2018). A logistic 
 those rows is the join model. The join threshold is then chosen by running the real online
 clusterer on *held-out stories*: gold stories are split into two folds by a hash of their label,
 the model is fit on one fold's stream and the threshold scored on the other's, for every dev
-stream at once, so one configuration serves both news and crisis streams.
+stream at once, so one configuration serves both news and crisis streams. The merge threshold (an
+article this likely to join two stories merges them) is then chosen the same way at that join
+threshold.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from sklearn.linear_model import LogisticRegression
 from models.article import parse_article
 from models.clustering import ClusterConfig, StoryClusterer
 from models.features import ArticleFeatures, featurize
-from models.join_model import ARTIFACT_DIR, FEATURE_NAMES, JoinModel
+from models.join_model import ARTIFACT_DIR, FEATURE_NAMES, NEVER_MERGE, JoinModel
 from models.replay import LabelledArticle, cluster_features, event_time_order
 from models.training.embedding_cache import cached_embeddings
 
 DEV_STREAMS = ("uci-news-2014.dev.jsonl", "crisislex-t26.dev.concurrent.jsonl")
 THRESHOLDS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.65, 0.05))
+MERGE_THRESHOLDS = (NEVER_MERGE, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 
 
 @dataclass
@@ -119,6 +122,17 @@ def fit(rows: list[tuple[np.ndarray, np.ndarray]], embedder: str, threshold: flo
     return JoinModel(mean, scale, lr.coef_[0], float(lr.intercept_[0]), threshold, embedder, note)
 
 
+def held_out(
+    folds: list[tuple[JoinModel, list[Stream]]], join: float, merge: float, config: ClusterConfig
+) -> list[float]:
+    """B-cubed F1 of each fold's model, with these thresholds, on each of its held-out streams."""
+    return [
+        cluster_features(t.features, t.gold, m.with_threshold(join, merge), config).scores.bcubed_f1
+        for m, tests in folds
+        for t in tests
+    ]
+
+
 def fold_of(label: str) -> int:
     return int(hashlib.sha256(label.encode()).hexdigest(), 16) % 2
 
@@ -140,31 +154,41 @@ def main(argv: list[str] | None = None) -> None:
             final.with_threshold(args.threshold).save(args.out / f"join_{embedder}.json")
             print("wrote", args.out / f"join_{embedder}.json")
             continue
-        # Held-out threshold selection: fit on one fold of gold stories, score the other.
-        f1 = {t: [] for t in THRESHOLDS}  # type: dict[float, list[float]]
+        # Held-out selection of the join and merge thresholds: fit on one fold of gold stories, score
+        # the other. Join thresholds first (merging off), then merge thresholds at the chosen one.
+        folds = []
         for fold in (0, 1):
             trains, tests = [], []
             for s in streams:
                 labels = {g for g in s.gold if g is not None}
                 trains.append(s.subset({g for g in labels if fold_of(g) != fold}))
                 tests.append(s.subset({g for g in labels if fold_of(g) == fold}))
-            model = train(trains, embedder, config, args.rounds, f"fold {fold}")
-            for t in THRESHOLDS:
-                for test in tests:
-                    result = cluster_features(test.features, test.gold, model.with_threshold(t), config)
-                    f1[t].append(result.scores.bcubed_f1)
-            print(
-                embedder, "fold", fold, {t: [round(v, 3) for v in f1[t][-len(tests) :]] for t in THRESHOLDS}, flush=True
-            )
+            folds.append((train(trains, embedder, config, args.rounds, f"fold {fold}"), tests))
+
+        f1 = {t: held_out(folds, t, NEVER_MERGE, config) for t in THRESHOLDS}
+        print(embedder, "join thresholds", {t: [round(v, 3) for v in f1[t]] for t in THRESHOLDS}, flush=True)
         best = max(THRESHOLDS, key=lambda t: (float(np.mean(f1[t])), -abs(t - 0.5)))
-        print(embedder, "chosen threshold", best, "held-out mean B-cubed F1", round(float(np.mean(f1[best])), 4))
+        merge_f1 = {m: held_out(folds, best, m, config) for m in MERGE_THRESHOLDS}
+        print(embedder, "merge thresholds", {m: [round(v, 3) for v in merge_f1[m]] for m in MERGE_THRESHOLDS})
+        merge = max(MERGE_THRESHOLDS, key=lambda m: (float(np.mean(merge_f1[m])), m))
+        print(
+            embedder,
+            "chosen join threshold",
+            best,
+            "merge threshold",
+            merge,
+            "held-out B-cubed F1 per fold and stream",
+            [round(v, 3) for v in merge_f1[merge]],
+            "mean",
+            round(float(np.mean(merge_f1[merge])), 4),
+        )
         final = train(
             streams,
             embedder,
             config,
             args.rounds,
-            f"dev streams {', '.join(DEV_STREAMS)}; threshold by 2-fold story-grouped CV",
-        ).with_threshold(best)
+            f"dev streams {', '.join(DEV_STREAMS)}; thresholds by 2-fold story-grouped CV",
+        ).with_threshold(best, merge)
         final.save(args.out / f"join_{embedder}.json")
         print("wrote", args.out / f"join_{embedder}.json", dict(zip(FEATURE_NAMES, np.round(final.coef, 3))))
 
