@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from models.article import Article
-from models.clustering import Assignment, ClusterConfig, StoryClusterer
+from models.clustering import Assignment, ClusterConfig, StoryClusterer, final_story_ids
 from models.features import ArticleFeatures, featurize
 from models.join_model import JoinModel
 from models.metrics import Scores, score
@@ -76,7 +76,10 @@ def cluster_features(
         progress(len(features) % 100)
     # The stories as they stand at the end, merges resolved: what the dashboard shows and the
     # evaluator scores (the scores of the decisions as first made are kept beside them).
-    final = [replace(a, story_id=clusterer.resolve(a.story_id)) for a in assignments]
+    # Followed through the assignments' own ``merged`` lists, as a consumer of the topic does: the
+    # clusterer forgets a merge with the articles it concerned (after the story TTL).
+    final_story = final_story_ids(a.to_dict() for a in assignments)
+    final = [replace(a, story_id=final_story[a.article_id]) for a in assignments]
     return ReplayResult(
         assignments=final,
         gold=list(gold),

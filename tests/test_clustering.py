@@ -8,10 +8,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from models.clustering import ClusterConfig, StoryClusterer
+from models.clustering import ClusterConfig, StoryClusterer, final_story_ids
 from models.features import ArticleFeatures, featurize_batch
 from models.join_model import JoinModel
-from models.replay import event_time_order
+from models.replay import cluster_features, event_time_order
 from stream.evaluate import read_labelled
 from tests.conftest import SAMPLE
 
@@ -142,3 +142,18 @@ def test_an_article_sure_of_two_stories_merges_them(sample_features):
     _state_is_consistent(c)
     members = Counter(c.resolve(a.story_id) for a in first + rest)
     assert {sid: s.size for sid, s in c.stories.items()} == {sid: members[sid] for sid in c.stories}  # none lost
+
+
+def test_the_evaluator_follows_merges_the_clusterer_has_forgotten(sample_features):
+    """A merge is dropped from the state with the articles it concerned (story TTL); the evaluator's
+    final stories must still follow it, as a consumer of the assignments topic does."""
+    model = JoinModel.load("static").with_overrides(None, 0.6)
+    config = ClusterConfig(story_ttl_hours=12, event_ttl_hours=6)
+    result = cluster_features(sample_features, [None] * len(sample_features), model, config)
+    c = result.clusterer
+    plain = run(sample_features, StoryClusterer(model, config))[1]
+    forgotten = {gone for a in plain for gone in a["merged"]} - set(c.merged)
+    assert forgotten, "no merge was forgotten: the case is not exercised"
+    final = final_story_ids(plain)
+    assert [a.story_id for a in result.assignments] == [final[f.id] for f in sample_features]
+    assert not set(final.values()) & forgotten  # no article is left in a story that was merged away
