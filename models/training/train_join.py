@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data")
     parser.add_argument("--embedder", choices=["minilm", "static"], action="append")
     parser.add_argument("--threshold", type=float, help="skip the cross-validation and use this join threshold")
+    parser.add_argument(
+        "--join-threshold", type=float, help="use this join threshold; cross-validate the merge threshold only"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="rounds of learning from the model's own trajectories")
     parser.add_argument("--out", type=Path, default=ARTIFACT_DIR)
     args = parser.parse_args(argv)
@@ -165,9 +168,12 @@ def main(argv: list[str] | None = None) -> None:
                 tests.append(s.subset({g for g in labels if fold_of(g) == fold}))
             folds.append((train(trains, embedder, config, args.rounds, f"fold {fold}"), tests))
 
-        f1 = {t: held_out(folds, t, NEVER_MERGE, config) for t in THRESHOLDS}
-        print(embedder, "join thresholds", {t: [round(v, 3) for v in f1[t]] for t in THRESHOLDS}, flush=True)
-        best = max(THRESHOLDS, key=lambda t: (float(np.mean(f1[t])), -abs(t - 0.5)))
+        if args.join_threshold is not None:
+            best = args.join_threshold
+        else:
+            f1 = {t: held_out(folds, t, NEVER_MERGE, config) for t in THRESHOLDS}
+            print(embedder, "join thresholds", {t: [round(v, 3) for v in f1[t]] for t in THRESHOLDS}, flush=True)
+            best = max(THRESHOLDS, key=lambda t: (float(np.mean(f1[t])), -abs(t - 0.5)))
         merge_f1 = {m: held_out(folds, best, m, config) for m in MERGE_THRESHOLDS}
         print(embedder, "merge thresholds", {m: [round(v, 3) for v in merge_f1[m]] for m in MERGE_THRESHOLDS})
         merge = max(MERGE_THRESHOLDS, key=lambda m: (float(np.mean(merge_f1[m])), m))
