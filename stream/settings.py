@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     )
     embed_threads: int = Field(1, ge=1, le=64, description="encoder threads in each embed process (MiniLM)")
     embed_pipeline: int = Field(
-        3, ge=1, le=32, description="micro-batches in flight to the embed processes (1: embed and publish in turn)"
+        3, ge=1, le=32, description="micro-batches in flight (above embed_processes keeps every process busy)"
     )
     join_threshold: float | None = Field(None, ge=0.0, le=1.0, description="override the trained join threshold")
     merge_threshold: float | None = Field(
