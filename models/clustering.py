@@ -141,6 +141,15 @@ def _bounded(counts: dict[str, int], limit: int) -> dict[str, int]:
     return dict(keep)
 
 
+def _counted(counts: dict[str, int], more: dict[str, int], limit: int) -> dict[str, int]:
+    for k, n in more.items():
+        counts[k] = counts.get(k, 0) + n
+    return _bounded(counts, limit)
+
+
+MAX_SOURCES = 50  # sources counted per story
+
+
 @dataclass(slots=True)
 class Event:
     """A tight cluster: articles about the same happening."""
@@ -508,21 +517,9 @@ class StoryClusterer:
         dst.last_ts = max(dst.last_ts, src.last_ts)
         dst.vector_sum = dst.vector_sum + src.vector_sum
         dst.refresh_centroid()
-        for t, n in src.terms.items():
-            if t not in dst.terms:
-                self.postings.setdefault(t, {})[into] = None
-            dst.terms[t] = dst.terms.get(t, 0) + n
-        pruned = _bounded(dst.terms, cfg.max_story_terms)
-        if pruned is not dst.terms:
-            for t in dst.terms.keys() - pruned.keys():
-                self._unpost(t, into)
-            dst.terms = pruned
-        for e, n in src.entities.items():
-            dst.entities[e] = dst.entities.get(e, 0) + n
-        dst.entities = _bounded(dst.entities, cfg.max_story_terms // 2)
-        for source_name, n in src.sources.items():
-            dst.sources[source_name] = dst.sources.get(source_name, 0) + n
-        dst.sources = _bounded(dst.sources, 50)
+        self._add_terms(dst, src.terms)
+        dst.entities = _counted(dst.entities, src.entities, cfg.max_story_terms // 2)
+        dst.sources = _counted(dst.sources, src.sources, MAX_SOURCES)
         for hour, n in src.hourly.items():
             dst.hourly[hour] = dst.hourly.get(hour, 0) + n
         dst.titles = (src.titles + dst.titles)[-cfg.max_titles :]
@@ -622,21 +619,10 @@ class StoryClusterer:
         story.last_ts = max(story.last_ts, f.timestamp)
         story.vector_sum = story.vector_sum + f.vector
         story.refresh_centroid()
-        for t in f.terms:
-            if t not in story.terms:
-                self.postings.setdefault(t, {})[story.id] = None
-            story.terms[t] = story.terms.get(t, 0) + 1
-        pruned = _bounded(story.terms, cfg.max_story_terms)
-        if pruned is not story.terms:
-            for t in story.terms.keys() - pruned.keys():
-                self._unpost(t, story.id)
-            story.terms = pruned
-        for e in f.entities:
-            story.entities[e] = story.entities.get(e, 0) + 1
-        story.entities = _bounded(story.entities, cfg.max_story_terms // 2)
+        self._add_terms(story, dict.fromkeys(f.terms, 1))
+        story.entities = _counted(story.entities, dict.fromkeys(f.entities, 1), cfg.max_story_terms // 2)
         if f.source:
-            story.sources[f.source] = story.sources.get(f.source, 0) + 1
-            story.sources = _bounded(story.sources, 50)
+            story.sources = _counted(story.sources, {f.source: 1}, MAX_SOURCES)
         story.titles = (story.titles + [(f.title, sorted(f.terms))])[-cfg.max_titles :]
         hour = int(f.timestamp // 3600)
         story.hourly[hour] = story.hourly.get(hour, 0) + 1
@@ -655,6 +641,18 @@ class StoryClusterer:
                     }
                 )
         self.stories.move_to_end(story.id)
+
+    def _add_terms(self, story: Story, counts: dict[str, int]) -> None:
+        """Count terms into the story's vocabulary, keeping the inverted index and the bound in step."""
+        for t, n in counts.items():
+            if t not in story.terms:
+                self.postings.setdefault(t, {})[story.id] = None
+            story.terms[t] = story.terms.get(t, 0) + n
+        pruned = _bounded(story.terms, self.config.max_story_terms)
+        if pruned is not story.terms:
+            for t in story.terms.keys() - pruned.keys():
+                self._unpost(t, story.id)
+            story.terms = pruned
 
     def _learn_df(self, f: ArticleFeatures) -> None:
         self.docs += 1
