@@ -91,7 +91,7 @@ class AlertRules:
                     "medium",
                     label,
                     f"New development in a story of {story.size} articles: a new event ({a.event_id}) "
-                    f"began with this article; the story now has {len(story.events) + len(story.past_events)} "
+                    f"began with this article; the story now has {story.event_count} "
                     "events.",
                     [a.article_id],
                     a.timestamp,

@@ -231,13 +231,14 @@ class Story:
     vector_sum: np.ndarray
     terms: dict[str, int]
     entities: dict[str, int]
-    events: list[str]
+    events: list[str]  # the scored (most recent) events' ids; older ones are ``past_events``
     sources: dict[str, int]
     titles: list[tuple[str, list[str]]]  # recent (title, its terms) for labelling
     hourly: dict[int, int]  # hour bucket -> articles, for rate and sparkline
     attributions: list[dict[str, str]] = field(default_factory=list)
     past_events: list[dict[str, Any]] = field(default_factory=list)
     alert_state: dict[str, Any] = field(default_factory=dict)  # what models.alerts has raised for it
+    event_count: int = 0  # events (developments) the story has had, merged stories' included
     centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     event_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
@@ -266,6 +267,7 @@ class Story:
             "attributions": list(self.attributions),
             "past_events": list(self.past_events),
             "alert_state": dict(self.alert_state),
+            "event_count": self.event_count,
         }
 
     @classmethod
@@ -286,6 +288,7 @@ class Story:
             list(d.get("attributions", [])),
             list(d.get("past_events", [])),
             dict(d.get("alert_state", {})),
+            d.get("event_count", len(d["events"])),  # older states listed every event id ever
         )
         story.refresh_centroid()
         return story
@@ -336,6 +339,7 @@ class StoryClusterer:
         self.watermark = -math.inf
         self.assigned: OrderedDict[str, Assignment] = OrderedDict()
         self.merged: dict[str, tuple[str, float]] = {}  # merged story -> (the story it went into, when)
+        self._oldest_merge = math.inf  # no merge in ``merged`` is older (checked per article: no scan)
         self.expired_stories = 0
         self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
@@ -535,10 +539,12 @@ class StoryClusterer:
         for eid in live[:-k]:
             dst.past_events.append(self.events.pop(eid).summary())
         dst.past_events = (dst.past_events + src.past_events)[-50:]
-        dst.events = [e for e in dst.events + src.events if e not in live[-k:]] + live[-k:]
+        dst.events = live[-k:]
+        dst.event_count += src.event_count
         dst.refresh_events(self.events, k)
         self.recent.relabel({source: into})
         self.merged[source] = (into, timestamp)
+        self._oldest_merge = min(self._oldest_merge, timestamp)
         self.stories.move_to_end(into)
         self.changes.stories.add(into)
         self.changes.stories.discard(source)
@@ -606,11 +612,15 @@ class StoryClusterer:
         event.add(f, self.config.max_event_terms)
         self.events[eid] = event
         story.events.append(eid)
-        if len(story.events) > self.config.events_scored:
-            # Only the most recent events are ever scored; older ones live on as summaries.
-            old = self.events.pop(story.events[-self.config.events_scored - 1], None)
+        story.event_count += 1
+        k = self.config.events_scored
+        if len(story.events) > k:
+            # Only the most recent events are ever scored; older ones live on as summaries, and the
+            # id list stays bounded however long the story runs (it is stored at every checkpoint).
+            old = self.events.pop(story.events[-k - 1], None)
             if old is not None:
                 story.past_events = (story.past_events + [old.summary()])[-50:]
+            story.events = story.events[-k:]
         return event
 
     def _add_to_story(self, f: ArticleFeatures, story: Story) -> None:
@@ -704,9 +714,10 @@ class StoryClusterer:
             del self.assigned[aid]
             self.changes.forgotten.append(aid)
         self.recent.forget_before(horizon)
-        if self.merged and min(ts for _, ts in self.merged.values()) < horizon:
+        if self._oldest_merge < horizon:
             # every article of a story merged before the horizon is forgotten: nothing resolves through it
             self.merged = {s: m for s, m in self.merged.items() if m[1] >= horizon}
+            self._oldest_merge = min((m[1] for m in self.merged.values()), default=math.inf)
         return gone
 
     # ----------------------------------------------------------------- state
@@ -798,6 +809,7 @@ class StoryClusterer:
             c.assigned[a["id"]] = Assignment.from_dict(a)
         c.expired_stories = data.get("expired_stories", 0)
         c.merged = {s: (m[0], float(m[1])) for s, m in data.get("merged", {}).items()}
+        c._oldest_merge = min((m[1] for m in c.merged.values()), default=math.inf)
         c.recent.restore(data.get("recent", []))
         if c.merged:  # remembered articles stored before their story was merged
             c.recent.relabel({s: c.resolve(s) for s in c.merged})

@@ -96,7 +96,7 @@ def write_report(result: ReplayResult, summary: dict[str, Any], source: Path, em
     for story in sorted(clusterer.stories.values(), key=lambda s: -s.size)[:15]:
         title = story_title(story, idf).replace("|", "/")
         lines.append(
-            f"| {story.id} | {story.size} | {len(story.events)} | {purity_of.get(story.id, float('nan')):.2f} "
+            f"| {story.id} | {story.size} | {story.event_count} | {purity_of.get(story.id, float('nan')):.2f} "
             f"| {title} | {', '.join(keywords(story, idf, 6))} |"
         )
     path = out_dir / "report.md"

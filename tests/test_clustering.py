@@ -90,6 +90,30 @@ def test_new_development_opens_an_event_inside_the_story():
     assert second.event_decision == "join" and claim.event_decision == "new" and claim.event_id != second.event_id
 
 
+def test_a_long_running_story_keeps_a_bounded_list_of_event_ids_and_counts_them_all():
+    """A story with hundreds of developments is stored at every checkpoint that touches it: its
+    record must not grow with them. Its count of developments must still be right (alerts say it)."""
+    c = StoryClusterer(JoinModel.load("static"), ClusterConfig(event_threshold=0.99))
+    v = np.eye(256, dtype=np.float32)
+    terms = {"flood": 1, "valencia": 1}
+    first = c.apply(ArticleFeatures("a0", 0, "flood", "A", v[0], terms, []), None)
+    for i in range(1, 40):  # each article orthogonal to the last: a new event every time
+        c.apply(ArticleFeatures(f"a{i}", 60.0 * i, "flood", "A", v[i], terms, []), first.story_id)
+    other = c.apply(ArticleFeatures("b0", 3000, "rain", "B", v[100], {"rain": 1}, []), None)
+    for i in range(1, 5):
+        c.apply(ArticleFeatures(f"b{i}", 3000 + 60.0 * i, "rain", "B", v[100 + i], {"rain": 1}, []), other.story_id)
+    k = c.config.events_scored
+    story = c.stories[first.story_id]
+    assert story.event_count == 40 and len(story.events) == k and len(story.past_events) == 40 - k
+    assert all(e in c.events for e in story.events)
+    c.merge(other.story_id, into=first.story_id, timestamp=4000)
+    story = c.stories[first.story_id]
+    assert story.event_count == 45 and len(story.events) == k and all(e in c.events for e in story.events)
+    assert len(c.events) == k  # the rest live on as summaries only
+    restored = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), JoinModel.load("static"))
+    assert restored.stories[first.story_id].event_count == 45
+
+
 def _state_is_consistent(c: StoryClusterer) -> None:
     """Postings, events and the neighbour memory only name live stories, and name all of them."""
     for term, posting in c.postings.items():
