@@ -40,8 +40,8 @@ Outcome = bytes | str
 @dataclass(frozen=True, slots=True)
 class EmbeddedBatch:
     outcomes: list[Outcome]  # one per input line, in order
-    seconds: float  # the child's time on the batch (the embed stage's cost, without queueing)
-    pid: int  # the child that embedded it
+    seconds: float  # the children's time on the batch, summed (the embed stage's cost, without queueing)
+    pids: tuple[int, ...]  # the children that embedded its shards, in order
 
 
 _embedder: Embedder | None = None  # the child's embedder, loaded once by _start
@@ -81,7 +81,7 @@ def _embed_in_child(raws: list[bytes], refs: list[str], ingested_at: float) -> E
     assert _embedder is not None, "the embed process was not started by EmbedProcess"
     started = time.perf_counter()
     outcomes = embed_lines(_embedder, raws, refs, ingested_at)
-    return EmbeddedBatch(outcomes, time.perf_counter() - started, os.getpid())
+    return EmbeddedBatch(outcomes, time.perf_counter() - started, (os.getpid(),))
 
 
 def _loaded() -> str:
@@ -91,7 +91,13 @@ def _loaded() -> str:
 
 class EmbedPool:
     """``processes`` children that each hold the embedder (with ``threads`` encoder threads); started
-    on first use (or :meth:`warm_up`). A batch goes to the child with the fewest batches in flight."""
+    on first use (or :meth:`warm_up`).
+
+    Each micro-batch is cut into one contiguous shard per child, the least busy first. Why not whole
+    batches to alternate children: a burst then ends with one child finishing the last batch while
+    the other idles (with MiniLM on article-length texts a 128-article batch is ~10 s of one core),
+    and a lone batch at a live feed's pace waits for one core when two are free. Measured in
+    ``bench/stream_speed.py`` (README, Speed)."""
 
     def __init__(self, embedder: str, processes: int = 1, threads: int | None = None) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: the worker has threads a fork would copy mid-flight
@@ -109,14 +115,29 @@ class EmbedPool:
         await asyncio.gather(*(loop.run_in_executor(child, _loaded) for child in self._children))
 
     async def embed(self, raws: list[bytes], refs: list[str], ingested_at: float) -> EmbeddedBatch:
-        i = min(range(len(self._children)), key=self._inflight.__getitem__)
-        self._inflight[i] += 1
+        shards = max(1, min(len(self._children), len(raws)))
+        children = sorted(range(len(self._children)), key=self._inflight.__getitem__)[:shards]
+        bounds = [len(raws) * j // shards for j in range(shards + 1)]
+        parts = await asyncio.gather(
+            *(
+                self._on(child, raws[lo:hi], refs[lo:hi], ingested_at)
+                for child, lo, hi in zip(children, bounds, bounds[1:])
+            )
+        )
+        return EmbeddedBatch(
+            [o for part in parts for o in part.outcomes],
+            sum(part.seconds for part in parts),
+            tuple(pid for part in parts for pid in part.pids),
+        )
+
+    async def _on(self, child: int, raws: list[bytes], refs: list[str], ingested_at: float) -> EmbeddedBatch:
+        self._inflight[child] += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._children[i], _embed_in_child, raws, refs, ingested_at
+                self._children[child], _embed_in_child, raws, refs, ingested_at
             )
         finally:
-            self._inflight[i] -= 1
+            self._inflight[child] -= 1
 
     def stop(self) -> None:
         for child in self._children:

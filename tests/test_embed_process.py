@@ -82,19 +82,24 @@ def test_vectors_survive_the_trip(static):
     assert np.array_equal(f.vector, direct)  # exact float32 bytes, not a rounded copy
 
 
-def test_a_pool_spreads_concurrent_batches_and_keeps_each_batch_whole(static):
+def test_a_pool_shares_every_batch_among_its_processes_and_keeps_it_whole_and_in_order(static):
     async def run() -> list[EmbeddedBatch]:
         pool = EmbedPool("static", processes=2)
         try:
             await pool.warm_up()
-            lines = [json.dumps({**GOOD, "id": f"a{i}"}).encode() for i in range(6)]
+            lines = [json.dumps({**GOOD, "id": f"a{i}"}).encode() for i in range(8)]
+            lines[4] = b"{not json"  # a bad line keeps its place in its shard
+            sizes = [(0, 5), (5, 6), (6, 8)]  # an odd batch, a single line, a pair
             return await asyncio.gather(
-                *(pool.embed(lines[i : i + 2], [f"articles/0/{j}" for j in range(i, i + 2)], 0.0) for i in (0, 2, 4))
+                *(pool.embed(lines[a:b], [f"articles/0/{j}" for j in range(a, b)], 0.0) for a, b in sizes)
             )
         finally:
             pool.stop()
 
     batches = asyncio.run(run())
-    ids = [[json.loads(o)["id"] for o in b.outcomes] for b in batches]
-    assert ids == [["a0", "a1"], ["a2", "a3"], ["a4", "a5"]]
-    assert len({b.pid for b in batches}) == 2, "both encoder processes should have taken a batch"
+    ids = [[json.loads(o)["id"] if isinstance(o, bytes) else "bad" for o in b.outcomes] for b in batches]
+    assert ids == [["a0", "a1", "a2", "a3", "bad"], ["a5"], ["a6", "a7"]]
+    inputs = [json.loads(o)["input"] for o in batches[0].outcomes if isinstance(o, bytes)]
+    assert inputs == [f"articles/0/{j}" for j in range(4)]  # each record keeps its own source offset
+    assert len(set(batches[0].pids)) == 2 and len(set(batches[2].pids)) == 2, "both processes take a shard"
+    assert len(batches[1].pids) == 1
