@@ -40,7 +40,12 @@ from stream.embed_process import EmbedPool  # noqa: E402
 from stream.settings import SAMPLE_STREAM, Settings  # noqa: E402
 from stream.topics import ARTICLES, ensure_topics  # noqa: E402
 
-SIZES = {("minilm", "headline"): 1800, ("minilm", "article"): 900, ("static", "headline"): 4200, ("static", "article"): 4200}
+SIZES = {  # articles per burst: enough that the first and last micro-batch are a small share of it
+    ("minilm", "headline"): 1800,
+    ("minilm", "article"): 900,
+    ("static", "headline"): 4200,
+    ("static", "article"): 4200,
+}
 LEAD_CHARS = 600  # what the embed stage reads of a body (Article.embedding_text)
 
 
