@@ -74,6 +74,10 @@ _ALIASES = {
     "u.s.": "united states",
     "usa": "united states",
 }
+# A word each pattern above cannot match without (same order): most sentences have none of them,
+# and the patterns, which may start at any capital, cost most of the time of featurising a body.
+_TRIGGERS = [re.compile(t) for t in ("responsibility", "claimed", "blame|accuse|finger", "den(?:y|ies|ied)|reject")]
+_ANY_TRIGGER = re.compile("|".join(t.pattern for t in _TRIGGERS))
 _NOT_ACTORS = {"it", "he", "she", "they", "this", "that", "police", "officials", "the"}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -111,8 +115,12 @@ class Attribution:
 def attributions(title: str, text: str = "") -> list[Attribution]:
     """All claims, blame and denials in an article, in reading order, without repeats."""
     found: list[Attribution] = []
+    if not _ANY_TRIGGER.search(title) and not _ANY_TRIGGER.search(text):
+        return found
     for sentence in [title, *_SENTENCE.split(text)]:
-        for kind, pattern, actor_group, speaker_group in _PATTERNS:
+        for (kind, pattern, actor_group, speaker_group), trigger in zip(_PATTERNS, _TRIGGERS):
+            if not trigger.search(sentence):
+                continue
             for match in pattern.finditer(sentence):
                 actor = normalise_actor(match.group(actor_group))
                 speaker = normalise_actor(match.group(speaker_group)) if speaker_group else ""

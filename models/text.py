@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _TOKEN = re.compile(r"[#@]?[^\W_][\w'’\-]*", re.UNICODE)
+_SENTENCE_MARK = re.compile(r"[.!?:]")
 _EXTRA_STOP = {
     "rt",
     "via",
@@ -70,12 +72,15 @@ STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | _EXTRA_STOP
 MAX_TERMS = 64
 
 
+@lru_cache(maxsize=1 << 16)
 def _name_norm(token: str) -> str:
-    """Names are only lower-cased and lose a possessive: "Kansas" must not become "kansa"."""
+    """Names are only lower-cased and lose a possessive: "Kansas" must not become "kansa".
+    (Cached, as is :func:`_normalise`: a body repeats its words, and these ran per token.)"""
     token = token.lower().replace("’", "'").strip("'-")
     return token[:-2] if token.endswith("'s") else token
 
 
+@lru_cache(maxsize=1 << 16)
 def _normalise(token: str) -> str:
     token = _name_norm(token)
     if len(token) > 4 and token.endswith("ies"):
@@ -136,7 +141,7 @@ def _name_runs(chunk: str, accept: Callable[[int, str, bool], bool]) -> list[str
             if run:
                 phrases.append(" ".join(run))
             run, pending = [], ""
-        sentence_start = i == 0 or any(mark in gap for mark in ".!?:")
+        sentence_start = i == 0 or _SENTENCE_MARK.search(gap) is not None
         norm = _name_norm(word.lstrip("#"))
         capital = word[0].isupper() and norm not in STOP_WORDS and len(norm) >= 3
         if capital and accept(i, word, sentence_start):

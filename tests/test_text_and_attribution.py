@@ -34,3 +34,23 @@ def test_seed_attributions_claim_blame_denial():
 
 def test_no_attribution_in_plain_news():
     assert attributions("Bank of Japan ends negative rates", "The central bank raised its policy rate.") == []
+
+
+def test_every_attribution_pattern_is_found_in_a_body_among_unrelated_sentences():
+    """Sentences are only tried against a pattern when they hold its trigger word: none may be lost."""
+    filler = "Officials gave no figure. Roads in the City Centre stayed closed on Monday. "
+    body = (
+        filler
+        + "The bombing was claimed by Al Shabaab. "
+        + filler
+        + "Hamas accused Israel of the strike. Moscow rejected claims of involvement. "
+        + "The Taliban took full responsibility."
+    )
+    got = {(a.kind, a.actor, a.speaker) for a in attributions("Blast hits market", body)}
+    assert got == {
+        ("claim", "al shabaab", ""),
+        ("blame", "israel", "hamas"),
+        ("denial", "russia", ""),
+        ("claim", "taliban", ""),
+    }
+    assert attributions("Blast hits market", filler * 3) == []
