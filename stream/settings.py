@@ -30,7 +30,7 @@ class Settings(BaseSettings):
         128, ge=1, le=512, description="articles per embed micro-batch (MiniLM sorts them by length into batches of 32)"
     )
     embed_processes: int = Field(
-        2, ge=1, le=32, description="encoder processes per embed worker, each embedding its own micro-batches"
+        2, ge=1, le=32, description="encoder processes per embed worker; each micro-batch is shared among them"
     )
     embed_threads: int = Field(1, ge=1, le=64, description="encoder threads in each embed process (MiniLM)")
     embed_pipeline: int = Field(
