@@ -30,6 +30,7 @@ from stream.embed_process import EmbeddedBatch, EmbedPool
 from stream.faust_fixes import FETCH_WAIT_ATTRIBUTE, fetch_max_wait, flush_all, reread_skipped_offsets
 from stream.live import LiveFeed
 from stream.outputs import Outputs, delivered, encode
+from stream.packing import Packed, pack_records, unpack_records
 from stream.replay import bootstrap_of
 from stream.settings import Settings
 from stream.topics import ALERTS, ARTICLES, ASSIGNMENTS, DEADLETTER, EMBEDDED, STORIES, WEBHOOKS_DEADLETTER
@@ -103,7 +104,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.cluster_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster")
-        self.step: ClusterStep[EventT] | None = None
+        self.step: ClusterStep[Packed[EventT]] | None = None
         self.snapshots: dict[str, dict[str, Any]] = {}  # latest published snapshot per active story
         self.alerts: list[dict[str, Any]] = []  # the most recent alerts, for the dashboard
         self.live = LiveFeed()
@@ -200,10 +201,10 @@ def add_embed_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
                 await previous  # `embedded` keeps the input order
             sent = []
             for event, outcome in zip(events, batch.outcomes):
-                if isinstance(outcome, bytes):
-                    sent.append(await outputs.send(EMBEDDED, SHARD_KEY, outcome))
-                else:
+                if not isinstance(outcome, bytes):
                     sent.append(await send_deadletter(event, outcome))
+            for packed in pack_records([o for o in batch.outcomes if isinstance(o, bytes)]):
+                sent.append(await outputs.send(EMBEDDED, SHARD_KEY, packed))
             await delivered(sent)  # stored before the inputs are acknowledged
             for event in events:
                 await stream.ack(event)
@@ -268,12 +269,13 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
         """The shard's single writer: re-order by event time, decide, checkpoint, publish."""
         stream = cast(faust.Stream, cast(faust.Stream, agent_stream).noack())
         loop = asyncio.get_running_loop()
-        step = ClusterStep[EventT](model, settings.cluster_config(), tables, settings.allowed_lateness_seconds)
+        step = ClusterStep[Packed[EventT]](model, settings.cluster_config(), tables, settings.allowed_lateness_seconds)
         rt.step = step
         acks = OrderedAcks(stream)
         rt.acks.append(acks)
         last_event: list[EventT] = []  # table writes need an event of the shard's partition
         ingested: dict[str, float] = {}  # article id -> when the embed stage read it, for latency
+        articles_left: dict[EventT, int] = {}  # message -> its articles not yet decided and published
 
         async def decide(flush: bool) -> None:
             # Table writes go to the changelog partition of the current event; this task has none
@@ -305,8 +307,7 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
                 metrics.ASSIGNMENT_LATENCY.observe(now - since)
                 for _ in d.alerts:
                     metrics.ALERT_LATENCY.observe(now - since)
-                source = cast(dict[str, Any], d.token.value).get("input")
-                record = {**d.assignment.to_dict(), "processed_at": now, "late": d.late, "input": source}
+                record = {**d.assignment.to_dict(), "processed_at": now, "late": d.late, "input": d.token.input}
                 sent.append(await outputs.send(ASSIGNMENTS, d.assignment.article_id.encode(), encode(record)))
                 if d.new:
                     metrics.ASSIGNMENTS.labels(decision=d.assignment.decision).inc()
@@ -329,16 +330,25 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
             metrics.ACTIVE_STORIES.set(len(step.clusterer.stories))
             metrics.ACTIVE_EVENTS.set(step.clusterer.active_events)
             await delivered(sent)  # outputs stored before the inputs are acknowledged
-            for d in out.decisions:
-                await acks.done(d.token)
+            for d in out.decisions:  # a message is done when every article it carried is
+                articles_left[d.token.event] -= 1
+                if not articles_left[d.token.event]:
+                    del articles_left[d.token.event]
+                    await acks.done(d.token.event)
 
         async def handle(events: list[EventT]) -> None:
             last_event[:] = events[-1:]
+            if not step.restored:  # the shard was revoked: what it held will come again
+                articles_left.clear()
             for event in events:
                 acks.track(event)
-                value = cast(dict[str, Any], event.value)
-                ingested[value["id"]] = float(value.get("ingested_at", time.time()))
-                step.offer(ArticleFeatures.from_dict(value), event)
+                records = unpack_records(event.value)
+                articles_left[event] = len(records)
+                for record in records:
+                    ingested[record["id"]] = float(record.get("ingested_at", time.time()))
+                    step.offer(ArticleFeatures.from_dict(record), Packed(event, record.get("input")))
+                if not records:
+                    await acks.done(event)
             await decide(flush=False)
 
         async def on_idle() -> None:
