@@ -9,7 +9,9 @@ DEADLETTERS = Counter("storywire_deadletters_total", "Invalid articles sent to t
 ASSIGNMENTS = Counter("storywire_assignments_total", "Articles assigned to a story", ["decision"])
 DUPLICATES = Counter("storywire_duplicate_articles_total", "Redelivered articles answered from state")
 LATE = Counter("storywire_late_articles_total", "Articles that arrived after their event-time turn")
-EMBED_SECONDS = Histogram("storywire_embed_batch_seconds", "Time to validate and embed one micro-batch")
+EMBED_SECONDS = Histogram(
+    "storywire_embed_batch_seconds", "Time to validate and embed one micro-batch, summed over the encoder processes"
+)
 CLUSTER_SECONDS = Histogram("storywire_cluster_batch_seconds", "Time to decide and checkpoint one batch")
 CHECKPOINT_SECONDS = Histogram(
     "storywire_checkpoint_seconds", "Time to store one checkpoint's table records (both phases), part of a batch"
