@@ -54,12 +54,13 @@ def with_leads(base: list[dict]) -> list[dict]:
     story. The sample has headlines only; a newsroom feed has bodies, and an encoder's cost grows
     with the text's length while the pipeline's cost per article does not: the target's reference
     (45-55 texts/s) is for article-length texts."""
+    story = [a.get("event") or a["id"] for a in base]
     by_story: dict[str, list[str]] = {}
-    for a in base:
-        by_story.setdefault(a.get("event") or a["id"], []).append(a["title"])
+    for a, key in zip(base, story):
+        by_story.setdefault(key, []).append(a["title"])
     out = []
-    for a in base:
-        others = [t for t in by_story[a.get("event") or a["id"]] if t != a["title"]] or [a["title"]]
+    for a, key in zip(base, story):
+        others = [t for t in by_story[key] if t != a["title"]] or [a["title"]]
         lead, i = "", 0
         while len(lead) < LEAD_CHARS:
             lead += others[i % len(others)] + ". "

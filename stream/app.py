@@ -275,7 +275,6 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
         rt.acks.append(acks)
         last_event: list[EventT] = []  # table writes need an event of the shard's partition
         ingested: dict[str, float] = {}  # article id -> when the embed stage read it, for latency
-        articles_left: dict[EventT, int] = {}  # message -> its articles not yet decided and published
 
         async def decide(flush: bool) -> None:
             # Table writes go to the changelog partition of the current event; this task has none
@@ -331,19 +330,13 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
             metrics.ACTIVE_EVENTS.set(step.clusterer.active_events)
             await delivered(sent)  # outputs stored before the inputs are acknowledged
             for d in out.decisions:  # a message is done when every article it carried is
-                articles_left[d.token.event] -= 1
-                if not articles_left[d.token.event]:
-                    del articles_left[d.token.event]
-                    await acks.done(d.token.event)
+                await acks.done(d.token.event)
 
         async def handle(events: list[EventT]) -> None:
             last_event[:] = events[-1:]
-            if not step.restored:  # the shard was revoked: what it held will come again
-                articles_left.clear()
             for event in events:
-                acks.track(event)
                 records = unpack_records(event.value)
-                articles_left[event] = len(records)
+                acks.track(event, parts=len(records))
                 for record in records:
                     ingested[record["id"]] = float(record.get("ingested_at", time.time()))
                     step.offer(ArticleFeatures.from_dict(record), Packed(event, record.get("input")))

@@ -89,35 +89,42 @@ class OrderedAcks:
     Holding each acknowledgement back until every earlier offset of its partition is done keeps the
     committed offset behind anything unfinished. An offset may be delivered twice (a rebalance
     re-reads from the last commit while older copies are still queued): each copy must finish.
+    An event that carries several parts (an ``embedded`` message of many articles) is finished when
+    :meth:`done` has been called once per part.
     """
 
     def __init__(self, stream: faust.StreamT) -> None:
         self.stream = stream
         self._heads: dict[Any, list[int]] = {}  # tp -> min-heap of pending offsets
         self._pending: dict[Any, dict[int, list[EventT]]] = {}  # tp -> offset -> copies not yet finished
-        self._finished: dict[Any, dict[int, int]] = {}  # tp -> offset -> copies finished
+        self._finished: dict[Any, dict[int, int]] = {}  # tp -> offset -> parts finished
+        self._parts: dict[Any, dict[int, int]] = {}  # tp -> offset -> parts of all its copies
 
-    def track(self, event: EventT) -> None:
-        """Call for every event as it is received."""
+    def track(self, event: EventT, parts: int = 1) -> None:
+        """Call for every event as it is received, with the number of :meth:`done` calls it needs."""
         tp, offset = event.message.tp, event.message.offset
         copies = self._pending.setdefault(tp, {}).setdefault(offset, [])
         if not copies:
             heapq.heappush(self._heads.setdefault(tp, []), offset)
         copies.append(event)
+        needed = self._parts.setdefault(tp, {})
+        needed[offset] = needed.get(offset, 0) + max(1, parts)
 
     async def done(self, event: EventT) -> None:
-        """The event is finished; acknowledge every offset of its partition that is now fully done, in order."""
+        """One part of the event is finished; acknowledge every offset of its partition that is now
+        fully done, in order."""
         tp, offset = event.message.tp, event.message.offset
         pending = self._pending.get(tp, {})
         if offset not in pending:
             return  # from before a revocation: it will come again
         finished = self._finished.setdefault(tp, {})
         finished[offset] = finished.get(offset, 0) + 1
-        heads = self._heads[tp]
-        while heads and finished.get(heads[0], 0) >= len(pending[heads[0]]):
+        heads, needed = self._heads[tp], self._parts[tp]
+        while heads and finished.get(heads[0], 0) >= needed[heads[0]]:
             head = heapq.heappop(heads)
             copies = pending.pop(head)
             finished.pop(head, None)
+            needed.pop(head)
             await self.stream.ack(copies[-1])
 
     def clear(self) -> None:
@@ -125,3 +132,4 @@ class OrderedAcks:
         self._heads.clear()
         self._pending.clear()
         self._finished.clear()
+        self._parts.clear()

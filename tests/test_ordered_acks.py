@@ -50,3 +50,26 @@ def test_finished_out_of_order_acknowledged_in_order():
         assert stream.acked == [7, 100, 101, 102, 103, 104]
 
     asyncio.run(go())
+
+
+def test_a_message_of_several_articles_is_acknowledged_when_all_of_them_are_done():
+    stream = RecordingStream()
+    acks = OrderedAcks(stream)  # type: ignore[arg-type]
+    packed, single = event(200), event(201)
+
+    async def run() -> None:
+        acks.track(packed, parts=3)
+        acks.track(single)
+        await acks.done(single)
+        await acks.done(packed)
+        await acks.done(packed)
+        assert stream.acked == []  # one article of 200 is still held (the re-order buffer)
+        await acks.done(packed)
+        assert stream.acked == [200, 201]
+        acks.track(event(202), parts=2)
+        acks.clear()  # revoked: the half-done message will be read again, counted afresh
+        acks.track(event(202), parts=2)
+        await acks.done(event(202))
+        assert stream.acked == [200, 201]
+
+    asyncio.run(run())
