@@ -12,7 +12,7 @@ import numpy as np
 from models.article import Article
 from models.attribution import Attribution, attributions
 from models.embedders import Embedder
-from models.text import content_terms, entities
+from models.text import terms_and_entities
 
 
 @dataclass(slots=True)
@@ -56,15 +56,15 @@ class ArticleFeatures:
 
 
 def featurize(article: Article, vector: np.ndarray) -> ArticleFeatures:
-    text = f"{article.title}\n{article.text}"
+    terms, names = terms_and_entities(article.title, article.text)
     return ArticleFeatures(
         id=article.id,
         timestamp=article.timestamp,
         title=article.title,
         source=article.source,
         vector=np.asarray(vector, dtype=np.float32),
-        terms=dict(content_terms(text)),
-        entities=sorted(entities(article.title, article.text)),
+        terms=dict(terms),
+        entities=sorted(names),
         attributions=attributions(article.title, article.text),
     )
 

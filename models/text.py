@@ -105,17 +105,25 @@ def content_terms(text: str) -> Counter[str]:
     >>> sorted(content_terms("Gunmen attack Moscow concert hall, killing dozens #Moscow").items())
     [('attack', 1), ('concert', 1), ('dozen', 1), ('gunmen', 1), ('hall', 1), ('killing', 1), ('moscow', 2)]
     """
-    counts: Counter[str] = Counter()
-    for raw in tokens(text):
-        if raw[0] == "@":
-            continue
-        term = _normalise(raw.lstrip("#"))
-        if len(term) < 3 or term in STOP_WORDS or term.isdigit():
-            continue
-        counts[term] += 1
+    return _count_terms(tokens(text))
+
+
+def _count_terms(raw_tokens: list[str]) -> Counter[str]:
+    counts = Counter(filter(None, map(_term, raw_tokens)))
     if len(counts) > MAX_TERMS:
         counts = Counter(dict(counts.most_common(MAX_TERMS)))
     return counts
+
+
+@lru_cache(maxsize=1 << 16)
+def _term(raw: str) -> str:
+    """The content term a raw token counts as, or "" (a mention, a stop word, a number, too short)."""
+    if raw[0] == "@":
+        return ""
+    term = _normalise(raw.lstrip("#"))
+    if len(term) < 3 or term in STOP_WORDS or term.isdigit():
+        return ""
+    return term
 
 
 def _is_title_case(words: list[str]) -> bool:
@@ -123,28 +131,40 @@ def _is_title_case(words: list[str]) -> bool:
     return bool(alpha) and sum(w[0].isupper() for w in alpha) >= 0.8 * len(alpha) and len(alpha) > 2
 
 
-def _name_runs(chunk: str, accept: Callable[[int, str, bool], bool]) -> list[str]:
+def _name_runs(chunk: str, accept: Callable[[str, bool], bool]) -> list[str]:
     """Maximal runs of adjacent accepted capitalised words, as lower-case phrases.
 
     A run may start with a sentence-initial capital when the next word continues the name
     ("Islamic State claimed" gives "islamic state"); alone, a sentence-initial capital says nothing.
+    A word without an initial capital ends any run and any pending capital, whatever precedes it:
+    such words (most of a body) skip the look at the gap before them.
     """
-    matches = [m for m in _TOKEN.finditer(_URL.sub(" ", chunk))]
     phrases: list[str] = []
     run: list[str] = []
     pending = ""  # a sentence-initial capital that may open a multi-word name
-    for i, m in enumerate(matches):
+    prev_end = -1  # where the previous word ended; -1 before the first
+    for m in _TOKEN.finditer(_URL.sub(" ", chunk)):
         word = m.group()
-        gap = chunk[matches[i - 1].end() : m.start()] if i else ". "
-        adjacent = i > 0 and gap.strip(" -") == ""
-        if not adjacent:
+        if not word[0].isupper():
             if run:
                 phrases.append(" ".join(run))
-            run, pending = [], ""
-        sentence_start = i == 0 or _SENTENCE_MARK.search(gap) is not None
-        norm = _name_norm(word.lstrip("#"))
-        capital = word[0].isupper() and norm not in STOP_WORDS and len(norm) >= 3
-        if capital and accept(i, word, sentence_start):
+                run = []
+            pending = ""
+            prev_end = m.end()
+            continue
+        gap = chunk[prev_end : m.start()] if prev_end >= 0 else ". "
+        if gap == " ":  # the usual gap: adjacent, inside a sentence
+            sentence_start = False
+        else:
+            if prev_end < 0 or gap.strip(" -") != "":  # not adjacent to the previous word
+                if run:
+                    phrases.append(" ".join(run))
+                run, pending = [], ""
+            sentence_start = prev_end < 0 or _SENTENCE_MARK.search(gap) is not None
+        prev_end = m.end()
+        norm = _name_norm(word)
+        capital = norm not in STOP_WORDS and len(norm) >= 3
+        if capital and accept(word, sentence_start):
             if pending and not run:
                 run.append(pending)
             run.append(norm)
@@ -171,22 +191,36 @@ def entities(title: str, text: str = "") -> set[str]:
     >>> sorted(entities("Gunmen kill 2 at Kansas City parade", "Police in Missouri said the FBI helps."))
     ['fbi', 'kansas city', 'missouri']
     """
+    return _entities(title, text, tokens(title), tokens(text))
+
+
+def terms_and_entities(title: str, text: str) -> tuple[Counter[str], set[str]]:
+    """:func:`content_terms` of the title and body together and their :func:`entities`, reading
+    each of them once (the embed stage featurises every article; the body is most of its cost).
+
+    >>> terms, names = terms_and_entities("Gunmen attack Moscow concert hall", "Crowds in Moscow heard Putin.")
+    >>> terms["moscow"], sorted(names)
+    (2, ['moscow', 'putin'])
+    """
+    title_tokens, text_tokens = tokens(title), tokens(text)
+    return _count_terms(title_tokens + text_tokens), _entities(title, text, title_tokens, text_tokens)
+
+
+def _entities(title: str, text: str, title_tokens: list[str], text_tokens: list[str]) -> set[str]:
     found: set[str] = set()
-    for word in tokens(f"{title} {text}"):
+    for word in title_tokens + text_tokens:
         if word[0] == "#" and len(word) > 3:
             found.add(_name_norm(word[1:]))
-    title_case = _is_title_case(tokens(title))
-    body_caps = {_name_norm(w) for w in tokens(text) if w[0].isupper()}
+    title_case = _is_title_case(title_tokens)
+    body_caps = {_name_norm(w) for w in text_tokens if w[0].isupper()}
 
-    def in_title(i: int, word: str, sentence_start: bool) -> bool:
-        if word[0] == "#":
-            return False
+    def in_title(word: str, sentence_start: bool) -> bool:
         if title_case:
             return _name_norm(word) in body_caps and bool(text)
         return word.isupper() or not sentence_start
 
-    def in_text(i: int, word: str, sentence_start: bool) -> bool:
-        return word[0] != "#" and (word.isupper() or not sentence_start)
+    def in_text(word: str, sentence_start: bool) -> bool:
+        return word.isupper() or not sentence_start
 
     found.update(_name_runs(title, in_title))
     found.update(_name_runs(text, in_text))
