@@ -25,7 +25,7 @@ from models.features import ArticleFeatures
 from models.join_model import JoinModel
 from stream import metrics
 from stream.batching import OrderedAcks, run_batched
-from stream.cluster_step import ClusterStep, StateTables
+from stream.cluster_step import ClusterStep, StateTables, StepOutput
 from stream.embed_process import EmbeddedBatch, EmbedPool
 from stream.faust_fixes import FETCH_WAIT_ATTRIBUTE, fetch_max_wait, flush_all, reread_skipped_offsets
 from stream.live import LiveFeed
@@ -276,6 +276,8 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
         last_event: list[EventT] = []  # table writes need an event of the shard's partition
         ingested: dict[str, float] = {}  # article id -> when the embed stage read it, for latency
 
+        publishing: list[asyncio.Future[None]] = []  # the last step's outputs, still in flight
+
         async def decide(flush: bool) -> None:
             # Table writes go to the changelog partition of the current event; this task has none
             # of its own, so name one (every event here is from the shard's single partition).
@@ -299,6 +301,17 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
             await flush_all(app.producer)
             metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - stored)
             metrics.CLUSTER_SECONDS.observe(time.perf_counter() - started)
+            # The outputs are published and the inputs acknowledged while the next step decides: the
+            # decide thread no longer idles through their delivery. Steps publish in order (each waits
+            # for the one before), and a failed publication surfaces at the next step.
+            previous = publishing.pop() if publishing else None
+            publishing.append(asyncio.ensure_future(publish(out, previous, acks.epoch)))
+            if previous is not None and previous.done():
+                previous.result()
+
+        async def publish(out: StepOutput[Packed[EventT]], previous: asyncio.Future[None] | None, epoch: int) -> None:
+            if previous is not None:
+                await previous
             now = time.time()
             sent: list[Awaitable[Any]] = []
             for d in out.decisions:
@@ -330,7 +343,7 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
             metrics.ACTIVE_EVENTS.set(step.clusterer.active_events)
             await delivered(sent)  # outputs stored before the inputs are acknowledged
             for d in out.decisions:  # a message is done when every article it carried is
-                await acks.done(d.token.event)
+                await acks.done(d.token.event, epoch)
 
         async def handle(events: list[EventT]) -> None:
             last_event[:] = events[-1:]
@@ -347,6 +360,8 @@ def add_cluster_stage(app: faust.App, rt: Runtime, outputs: Outputs) -> None:
         async def on_idle() -> None:
             if len(step.buffer) and last_event:
                 await decide(flush=True)
+            if publishing and publishing[-1].done():
+                publishing.pop().result()  # surface a failed publication
 
         await run_batched(stream, settings.cluster_batch_size, handle, settings.reorder_idle_seconds, on_idle)
 

@@ -99,6 +99,7 @@ class OrderedAcks:
         self._pending: dict[Any, dict[int, list[EventT]]] = {}  # tp -> offset -> copies not yet finished
         self._finished: dict[Any, dict[int, int]] = {}  # tp -> offset -> parts finished
         self._parts: dict[Any, dict[int, int]] = {}  # tp -> offset -> parts of all its copies
+        self.epoch = 0  # revocations so far: work begun before one must not acknowledge after it
 
     def track(self, event: EventT, parts: int = 1) -> None:
         """Call for every event as it is received, with the number of :meth:`done` calls it needs."""
@@ -110,9 +111,12 @@ class OrderedAcks:
         needed = self._parts.setdefault(tp, {})
         needed[offset] = needed.get(offset, 0) + max(1, parts)
 
-    async def done(self, event: EventT) -> None:
+    async def done(self, event: EventT, epoch: int | None = None) -> None:
         """One part of the event is finished; acknowledge every offset of its partition that is now
-        fully done, in order."""
+        fully done, in order. ``epoch``: :attr:`epoch` when the work began (work that outlives a
+        revocation must not count toward the copy of the same offset delivered after it)."""
+        if epoch is not None and epoch != self.epoch:
+            return  # from before a revocation: it will come again
         tp, offset = event.message.tp, event.message.offset
         pending = self._pending.get(tp, {})
         if offset not in pending:
@@ -133,3 +137,4 @@ class OrderedAcks:
         self._pending.clear()
         self._finished.clear()
         self._parts.clear()
+        self.epoch += 1

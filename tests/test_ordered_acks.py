@@ -73,3 +73,24 @@ def test_a_message_of_several_articles_is_acknowledged_when_all_of_them_are_done
         assert stream.acked == [200, 201]
 
     asyncio.run(run())
+
+
+def test_work_begun_before_a_revocation_does_not_count_for_the_copy_delivered_after_it():
+    """The cluster stage publishes a step while it decides the next: a publication that outlives a
+    revocation must not acknowledge the redelivered copy of its offset, which nobody has decided."""
+    stream = RecordingStream()
+    acks = OrderedAcks(stream)  # type: ignore[arg-type]
+    first = event(100)
+    acks.track(first)
+    begun = acks.epoch
+    acks.clear()  # revoked, then assigned again: offset 100 comes back
+    again = event(100)
+    acks.track(again)
+
+    async def go() -> None:
+        await acks.done(first, begun)  # the old step's publication finishes late
+        assert stream.acked == []
+        await acks.done(again, acks.epoch)
+        assert stream.acked == [100]
+
+    asyncio.run(go())
