@@ -37,13 +37,17 @@ def story_title(story: Story, idf: Idf) -> str:
     """The most central recent headline: the one whose terms are most typical of the story."""
     if not story.titles:
         return ""
+    weight: dict[str, float] = {}  # each term's idf once: the titles share most of their terms
 
     def centrality(item: tuple[str, list[str]]) -> float:
         title, terms = item
         if not terms:
             return 0.0
-        mass = sum(idf(t) for t in terms)
-        return sum(idf(t) * story.terms.get(t, 0) / story.size for t in terms) / mass * math.log1p(len(terms))
+        for t in terms:
+            if t not in weight:
+                weight[t] = idf(t)
+        mass = sum(weight[t] for t in terms)
+        return sum(weight[t] * story.terms.get(t, 0) / story.size for t in terms) / mass * math.log1p(len(terms))
 
     return max(story.titles, key=centrality)[0]
 
