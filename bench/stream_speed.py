@@ -125,11 +125,13 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
-def cpu_of(workers: list[int], broker: int) -> dict[str, float]:
-    """Where the machine's CPU goes: the worker processes, their embed processes, the broker, this client."""
+def cpu_of(workers: dict[str, int], broker: int) -> dict[str, float]:
+    """Where the machine's CPU goes: the cluster worker (the whole worker in the one-worker layout),
+    the embed worker, their embed processes, the broker, this client."""
     return {
-        "worker": sum(cpu_seconds(w) for w in workers),
-        "embed process": sum(cpu_seconds(c) for w in workers for c in children_of(w)),
+        "cluster worker": cpu_seconds(workers["cluster"]),
+        "embed worker": cpu_seconds(workers["embed"]) if "embed" in workers else 0.0,
+        "embed process": sum(cpu_seconds(c) for w in workers.values() for c in children_of(w)),
         "broker": cpu_seconds(broker),
         "client": sum(os.times()[:2]),
     }
@@ -214,7 +216,7 @@ def run(embedder: str, layout: str, rate: float, latency_n: int, length: str) ->
         with workers(settings, broker.url, layout, log_dir) as running:
             worker, port = running["cluster"]
             embed_port = running.get("embed", running["cluster"])[1]
-            pids = [p.pid for p, _ in running.values()]
+            pids = {role: p.pid for role, (p, _) in running.items()}
             watcher = OutputWatcher(broker.url)
             producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
             # warm-up: the model loads lazily on the first batch
@@ -227,9 +229,11 @@ def run(embedder: str, layout: str, rate: float, latency_n: int, length: str) ->
             before = {**stage_seconds(port), "embed": stage_seconds(embed_port).get("embed", 0.0)}
             assert broker.process is not None
             cpu_before = cpu_of(pids, broker.process.pid)
+            # encoded beforehand: `storywire replay` sends a file's lines as they are
+            lines = [(json.dumps(a).encode(), a["id"].encode()) for a in items]
             start = time.perf_counter()
-            for a in items:
-                producer.send(ARTICLES, json.dumps(a).encode(), key=a["id"].encode())
+            for line, key in lines:
+                producer.send(ARTICLES, line, key=key)
             producer.flush()
             watcher.wait_for(len(warm) + n, 900, worker)
             burst = time.perf_counter() - start
@@ -269,7 +273,9 @@ def run(embedder: str, layout: str, rate: float, latency_n: int, length: str) ->
         "decide + checkpoint s": round(stages.get("cluster", 0.0), 1),
         "of which checkpoint s": round(stages.get("checkpoint", 0.0), 1),
         "checkpoints": int(stages.get("checkpoints", 0)),
-        "burst CPU s: workers / embed processes / broker / client": " / ".join(f"{v:.1f}" for v in cpu.values()),
+        "burst CPU s: cluster worker / embed worker / embed processes / broker / client": " / ".join(
+            f"{v:.1f}" for v in cpu.values()
+        ),
         "CPU used (all cores)": f"{sum(cpu.values()) / burst / (os.cpu_count() or 1):.0%}",
         f"latency p50 @ {rate:g}/s (s)": round(float(np.percentile(lat, 50)), 3),
         f"latency p95 @ {rate:g}/s (s)": round(float(np.percentile(lat, 95)), 3),
