@@ -28,8 +28,6 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import mul
 from typing import Any
 
 import numpy as np
@@ -359,9 +357,7 @@ class StoryClusterer:
         return math.log((1.0 + self.docs) / (1.0 + self.df.get(term, 0))) + 1.0
 
     def _term_weights(self, terms: dict[str, int]) -> dict[str, float]:
-        # _idf inlined (the same arithmetic): this runs for every term of every article
-        log, df, docs = math.log, self.df.get, 1.0 + self.docs
-        weights = {t: (1.0 + log(c)) * (log(docs / (1.0 + df(t, 0))) + 1.0) for t, c in terms.items()}
+        weights = {t: (1.0 + math.log(c)) * self._idf(t) for t, c in terms.items()}
         total = sum(weights.values()) or 1.0
         return {t: w / total for t, w in weights.items()}
 
@@ -383,13 +379,12 @@ class StoryClusterer:
         cfg = self.config
         weights = self._article_weights(f)
         score: dict[str, float] = {}
-        so_far = score.get
         for term, w in weights.items():
             posting = self.postings.get(term)
             if not posting or len(posting) > cfg.max_posting_scan:
                 continue
             for sid in posting:
-                score[sid] = so_far(sid, 0.0) + w
+                score[sid] = score.get(sid, 0.0) + w
         stories = self.stories
         ranked = heapq.nsmallest(cfg.max_candidates, [(-v, stories[sid].seq, sid) for sid, v in score.items()])
         chosen = [sid for _, _, sid in ranked]
@@ -595,7 +590,7 @@ class StoryClusterer:
             ev = self.events[eid]
             if ev.last_ts < horizon:
                 continue
-            lexical = sum(map(mul, weights.values(), map(ev.terms.get, weights, repeat(0)))) / ev.size
+            lexical = sum(w * ev.terms.get(t, 0) for t, w in weights.items()) / ev.size
             sim = 0.5 * float(ev.centroid @ f.vector) + 0.5 * min(lexical, 1.0)
             if sim > best_sim:
                 best, best_sim = ev, sim
@@ -674,10 +669,9 @@ class StoryClusterer:
 
     def _learn_df(self, f: ArticleFeatures) -> None:
         self.docs += 1
-        df, moved = self.df, self.changes.terms
         for t in set(f.terms) | set(f.entities):
-            df[t] = df.get(t, 0) + 1
-            moved.add(t)
+            self.df[t] = self.df.get(t, 0) + 1
+            self.changes.terms.add(t)
         if len(self.df) > self.config.max_vocabulary:
             self.changes.df_pruned = True
             # Forget the rarest terms: they matter only inside stories, which keep their own counts.
