@@ -348,7 +348,7 @@ class StoryClusterer:
         self.merged: dict[str, tuple[str, float]] = {}  # merged story -> (the story it went into, when)
         self._oldest_merge = math.inf  # no merge in ``merged`` is older (checked per article: no scan)
         self.expired_stories = 0
-        self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
+        self.recent = RecentArticles(self.config.knn_window, self.config.knn_k, resolve=self.resolve)
         self.changes = Changes()
         self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
 
@@ -545,7 +545,6 @@ class StoryClusterer:
         dst.events = live[-k:]
         dst.event_count += src.event_count
         dst.refresh_events(self.events, k)
-        self.recent.relabel({source: into})
         self.merged[source] = (into, timestamp)
         self._oldest_merge = min(self._oldest_merge, timestamp)
         self.stories.move_to_end(into)
@@ -813,7 +812,5 @@ class StoryClusterer:
         c.expired_stories = data.get("expired_stories", 0)
         c.merged = {s: (m[0], float(m[1])) for s, m in data.get("merged", {}).items()}
         c._oldest_merge = min((m[1] for m in c.merged.values()), default=math.inf)
-        c.recent.restore(data.get("recent", []))
-        if c.merged:  # remembered articles stored before their story was merged
-            c.recent.relabel({s: c.resolve(s) for s in c.merged})
+        c.recent.restore(data.get("recent", []))  # stories merged since an entry was stored: resolved on use
         return c

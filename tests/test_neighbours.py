@@ -55,3 +55,15 @@ def test_articles_older_than_the_horizon_are_forgotten():
     assert [e[1] for e in m.entries()] == [f"a{i}" for i in range(25, 40)]
     assert m.entry("a3") is None
     assert all(e[3] >= 25.0 for e in m.entries())
+
+
+def test_neighbours_of_a_merged_story_vote_for_and_are_stored_as_the_story_it_went_into():
+    merged: dict[str, str] = {}
+    m = RecentArticles(window=4, k=2, resolve=lambda s: merged.get(s, s))
+    m.add("a1", "s2", 1.0, np.array([1.0, 0.0], np.float32))
+    m.add("a2", "s1", 2.0, np.array([0.9, 0.1], np.float32))
+    assert set(m.votes(np.array([1.0, 0.0], np.float32))) == {"s1", "s2"}
+    merged["s2"] = "s1"  # the clusterer merged s2 into s1: nothing in the memory is rewritten
+    votes = m.votes(np.array([1.0, 0.0], np.float32))
+    assert set(votes) == {"s1"} and votes["s1"][0] == 1.0
+    assert m.entry("a1")[2] == "s1"  # a checkpoint stores where the article lives now
