@@ -35,9 +35,8 @@ import numpy as np
 from models import MODEL_VERSION
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
+from models.kernels import join_features
 from models.neighbours import RecentArticles
-
-COL = {name: i for i, name in enumerate(FEATURE_NAMES)}  # column of each join feature
 
 
 @dataclass(frozen=True)
@@ -247,15 +246,16 @@ class Story:
     alert_state: dict[str, Any] = field(default_factory=dict)  # what models.alerts has raised for it
     event_count: int = 0  # events (developments) the story has had, merged stories' included
     centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    event_centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    scored: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # centroid, then events'
 
     def refresh_centroid(self) -> None:
         norm = float(np.linalg.norm(self.vector_sum))
         self.centroid = (self.vector_sum / norm if norm else self.vector_sum).astype(np.float32)
 
     def refresh_events(self, events: dict[str, Event], recent: int) -> None:
-        """Cache the centroids of the story's most recent events (scored for every candidate)."""
-        self.event_centroids = np.stack([events[e].centroid for e in self.events[-recent:]])
+        """Cache what every article scores a candidate story against, as one matrix: the story's
+        centroid, then its most recent events' centroids (call after :meth:`refresh_centroid`)."""
+        self.scored = np.stack([self.centroid] + [events[e].centroid for e in self.events[-recent:]])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -414,39 +414,16 @@ class StoryClusterer:
     ) -> np.ndarray:
         stories = [self.stories[s] for s in story_ids]
         n = len(stories)
-        out = np.empty((n, len(FEATURE_NAMES)))
-        dense_story = np.stack([s.centroid for s in stories]) @ f.vector
-        matrices = [s.event_centroids for s in stories]
-        starts = np.cumsum([0] + [len(m) for m in matrices[:-1]])
-        out[:, COL["dense_event"]] = np.maximum.reduceat(np.concatenate(matrices) @ f.vector, starts)
-        inv_size = 1.0 / np.fromiter([s.size for s in stories], float, n)
-        terms_keys = list(weights)
+        sims = np.concatenate([s.scored for s in stories]) @ f.vector
+        meta = np.fromiter([x for s in stories for x in (s.size, s.last_ts, len(s.scored))], float, 3 * n)
+        counts = _count_matrix([s.terms for s in stories], list(weights))
         w_terms = np.fromiter(weights.values(), float, len(weights))
-        counts = _count_matrix([s.terms for s in stories], terms_keys)
-        terms = np.minimum(counts @ w_terms * inv_size, 1.0)
         ent_weights = self._entity_weights(f.entities)
-        if ent_weights:
-            ents_keys = list(ent_weights)
-            ecounts = _count_matrix([s.entities for s in stories], ents_keys)
-            w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
-            out[:, COL["entities"]] = np.minimum(ecounts @ w_ents * inv_size, 1.0)
-            out[:, COL["novel_entities"]] = (ecounts == 0) @ w_ents
-        else:
-            out[:, COL["entities"]] = 0.0
-            out[:, COL["novel_entities"]] = 0.0
-        out[:, COL["dense_story"]] = dense_story
-        out[:, COL["terms"]] = terms
-        last = np.fromiter([s.last_ts for s in stories], float, n)
-        out[:, COL["log_gap_hours"]] = np.log1p(np.maximum(0.0, f.timestamp - last) / 3600.0)
-        out[:, COL["log_size"]] = np.log1p(1.0 / inv_size)
-        out[:, COL["dense_x_terms"]] = dense_story * terms
-        out[:, COL["rank_gap"]] = dense_story - dense_story.max()
-        out[:, COL["term_coverage"]] = (counts > 0) @ w_terms if len(w_terms) else 0.0
+        ecounts = _count_matrix([s.entities for s in stories], list(ent_weights))
+        w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
         no_vote = (0.0, 0.0)
-        out[:, COL["knn_vote"] : COL["knn_max"] + 1] = np.fromiter(
-            [x for sid in story_ids for x in votes.get(sid, no_vote)], float, 2 * n
-        ).reshape(n, 2)
-        return out
+        knn = np.fromiter([x for sid in story_ids for x in votes.get(sid, no_vote)], float, 2 * n)
+        return join_features(sims, meta.reshape(n, 3), counts, w_terms, ecounts, w_ents, knn.reshape(n, 2), f.timestamp)
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.kernels import logistic
+
 ARTIFACT_DIR = Path(__file__).parent / "artifacts"
 FEATURE_NAMES = (
     "dense_story",  # cosine to the story centroid
@@ -48,8 +50,7 @@ class JoinModel:
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """Vectorised logistic score for a (candidates x features) matrix."""
-        z = ((features - self.mean) / self.scale) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        return logistic(np.asarray(features, float), self.mean, self.scale, self.coef, self.intercept)
 
     def with_threshold(self, threshold: float, merge_threshold: float | None = None) -> JoinModel:
         merge = self.merge_threshold if merge_threshold is None else merge_threshold

@@ -1,0 +1,68 @@
+"""The compiled join features and logistic score against their definitions written as numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.join_model import FEATURE_NAMES
+from models.kernels import join_features, logistic
+
+
+def reference_features(
+    blocks: list[np.ndarray],
+    vector: np.ndarray,
+    sizes: np.ndarray,
+    last: np.ndarray,
+    counts: np.ndarray,
+    w_terms: np.ndarray,
+    ecounts: np.ndarray,
+    w_ents: np.ndarray,
+    votes: np.ndarray,
+    now: float,
+) -> np.ndarray:
+    """The features as the clusterer computed them before they were compiled (one column each)."""
+    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    out = np.zeros((len(blocks), len(FEATURE_NAMES)))
+    dense = np.array([b[0] @ vector for b in blocks], float)
+    terms = np.minimum(counts @ w_terms / sizes, 1.0)
+    out[:, col["dense_story"]] = dense
+    out[:, col["dense_event"]] = [float((b[1:] @ vector).max()) for b in blocks]
+    out[:, col["terms"]] = terms
+    out[:, col["entities"]] = np.minimum(ecounts @ w_ents / sizes, 1.0)
+    out[:, col["log_gap_hours"]] = np.log1p(np.maximum(0.0, now - last) / 3600.0)
+    out[:, col["log_size"]] = np.log1p(sizes)
+    out[:, col["dense_x_terms"]] = dense * terms
+    out[:, col["rank_gap"]] = dense - dense.max()
+    out[:, col["term_coverage"]] = (counts > 0) @ w_terms
+    out[:, col["novel_entities"]] = (ecounts == 0) @ w_ents
+    out[:, col["knn_vote"]] = votes[:, 0]
+    out[:, col["knn_max"]] = votes[:, 1]
+    return out
+
+
+def test_compiled_join_features_equal_their_numpy_definition_on_random_candidates() -> None:
+    rng = np.random.default_rng(7)
+    for n, n_terms, n_names in [(1, 0, 0), (5, 12, 0), (40, 35, 6)]:
+        blocks = [rng.normal(size=(1 + int(rng.integers(1, 7)), 16)).astype(np.float32) for _ in range(n)]
+        vector = rng.normal(size=16).astype(np.float32)
+        sizes = rng.integers(1, 300, size=n).astype(float)
+        last = rng.uniform(0, 10 * 3600, size=n)
+        counts = rng.integers(0, 4, size=(n, n_terms)).astype(float)
+        ecounts = rng.integers(0, 3, size=(n, n_names)).astype(float)
+        w_terms, w_ents = rng.dirichlet(np.ones(max(n_terms, 1)))[:n_terms], rng.uniform(size=n_names)
+        votes = rng.uniform(size=(n, 2))
+        now = 9 * 3600.0
+        sims = np.concatenate(blocks) @ vector
+        meta = np.array([[s, t, len(b)] for s, t, b in zip(sizes, last, blocks)], float)
+        got = join_features(sims, meta, counts, w_terms, ecounts, w_ents, votes, now)
+        want = reference_features(blocks, vector, sizes, last, counts, w_terms, ecounts, w_ents, votes, now)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_compiled_logistic_equals_the_sigmoid_of_the_standardised_linear_score_and_clips() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 12))
+    x[0] *= 1e6  # far outside: z is clipped to ±30, no overflow
+    mean, scale, coef = rng.normal(size=12), rng.uniform(0.5, 2, size=12), rng.normal(size=12)
+    z = np.clip(((x - mean) / scale) @ coef + 0.3, -30, 30)
+    np.testing.assert_allclose(logistic(x, mean, scale, coef, 0.3), 1 / (1 + np.exp(-z)), rtol=1e-12)
