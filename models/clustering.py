@@ -35,7 +35,7 @@ import numpy as np
 from models import MODEL_VERSION
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.kernels import join_features
+from models.kernels import best_event, join_features, warm_up
 from models.neighbours import RecentArticles
 
 
@@ -338,7 +338,7 @@ class StoryClusterer:
         self.config = config or ClusterConfig()
         self.stories: OrderedDict[str, Story] = OrderedDict()  # least recently active first
         self.events: dict[str, Event] = {}
-        self.postings: dict[str, dict[str, None]] = {}  # term -> stories using it
+        self.postings: dict[str, dict[str, int]] = {}  # term -> stories using it -> their seq (rank ties)
         self.df: dict[str, int] = {}
         self.docs = 0
         self.next_story = 1
@@ -351,6 +351,7 @@ class StoryClusterer:
         self.recent = RecentArticles(self.config.knn_window, self.config.knn_k, resolve=self.resolve)
         self.changes = Changes()
         self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
+        warm_up()  # compiled once per process (seconds the first time, then from numba's cache)
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
@@ -379,14 +380,16 @@ class StoryClusterer:
         cfg = self.config
         weights = self._article_weights(f)
         score: dict[str, float] = {}
+        seq: dict[str, int] = {}  # from the postings: reading each story's own would reach ~40 objects
         for term, w in weights.items():
             posting = self.postings.get(term)
             if not posting or len(posting) > cfg.max_posting_scan:
                 continue
             for sid in posting:
                 score[sid] = score.get(sid, 0.0) + w
+            seq.update(posting)
         stories = self.stories
-        ranked = heapq.nsmallest(cfg.max_candidates, [(-v, stories[sid].seq, sid) for sid, v in score.items()])
+        ranked = heapq.nsmallest(cfg.max_candidates, [(-v, seq[sid], sid) for sid, v in score.items()])
         chosen = [sid for _, _, sid in ranked]
         seen = set(chosen)
         votes = self.recent.votes(f.vector, stories)
@@ -558,21 +561,19 @@ class StoryClusterer:
         return assignment
 
     def _best_event(self, f: ArticleFeatures, story: Story) -> tuple[Event | None, float]:
-        best: Event | None = None
-        best_sim = -1.0
-        horizon = f.timestamp - self.config.event_ttl_hours * 3600
         weights = self._article_weights(f)
-        for eid in story.events[-self.config.events_scored :]:
-            ev = self.events[eid]
-            if ev.last_ts < horizon:
-                continue
-            lexical = sum(w * ev.terms.get(t, 0) for t, w in weights.items()) / ev.size
-            sim = 0.5 * float(ev.centroid @ f.vector) + 0.5 * min(lexical, 1.0)
-            if sim > best_sim:
-                best, best_sim = ev, sim
-        if best is None or best_sim < self.config.event_threshold:
-            return None, best_sim
-        return best, best_sim
+        events = [self.events[eid] for eid in story.events[-self.config.events_scored :]]
+        meta = np.fromiter([x for ev in events for x in (ev.size, ev.last_ts)], float, 2 * len(events))
+        i, sim = best_event(
+            story.scored[1:] @ f.vector,  # the same events' centroids, kept up to date by refresh_events
+            meta.reshape(len(events), 2),
+            _count_matrix([ev.terms for ev in events], list(weights)),
+            np.fromiter(weights.values(), float, len(weights)),
+            f.timestamp - self.config.event_ttl_hours * 3600,
+        )
+        if i < 0 or sim < self.config.event_threshold:
+            return None, sim
+        return events[i], sim
 
     def _new_story(self, f: ArticleFeatures) -> Story:
         sid = f"{self.config.id_prefix}s{self.next_story}"
@@ -635,7 +636,7 @@ class StoryClusterer:
         """Count terms into the story's vocabulary, keeping the inverted index and the bound in step."""
         for t, n in counts.items():
             if t not in story.terms:
-                self.postings.setdefault(t, {})[story.id] = None
+                self.postings.setdefault(t, {})[story.id] = story.seq
             story.terms[t] = story.terms.get(t, 0) + n
         pruned = _bounded(story.terms, self.config.max_story_terms)
         if pruned is not story.terms:
@@ -777,7 +778,7 @@ class StoryClusterer:
             story = Story.from_dict(sd)
             c.stories[story.id] = story
             for t in story.terms:
-                c.postings.setdefault(t, {})[story.id] = None
+                c.postings.setdefault(t, {})[story.id] = story.seq
         c.events = {e["id"]: Event.from_dict(e) for e in data["events"]}
         for story in c.stories.values():
             story.refresh_events(c.events, c.config.events_scored)

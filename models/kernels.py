@@ -102,3 +102,77 @@ def logistic(
         z = min(max(z + intercept, -30.0), 30.0)
         out[i] = 1.0 / (1.0 + math.exp(-z))
     return out
+
+
+@njit(cache=True, nogil=True)
+def best_event(
+    dense: np.ndarray, meta: np.ndarray, counts: np.ndarray, weights: np.ndarray, horizon: float
+) -> tuple[int, float]:  # pragma: no cover - compiled; exercised through StoryClusterer
+    """Which of a story's events an article continues: (index, similarity), index -1 when every
+    event fell silent before ``horizon``. ``meta[i]``: (articles, last active time) of event ``i``;
+    similarity = half the dense cosine ``dense[i]``, half the article's term weight the event has
+    used per article (at most 1).
+
+    >>> best_event(np.array([0.2, 0.9], np.float32), np.array([[1, 5.0], [1, 0.0]]), np.ones((2, 1)), np.ones(1), 1.0)
+    (0, 0.6000000014901161)
+    """
+    best = -1
+    best_sim = -1.0
+    for i in range(meta.shape[0]):
+        if meta[i, 1] < horizon:
+            continue
+        lexical = 0.0
+        for j in range(weights.shape[0]):
+            lexical += weights[j] * counts[i, j]
+        sim = 0.5 * float(dense[i]) + 0.5 * min(lexical / meta[i, 0], 1.0)
+        if sim > best_sim:
+            best, best_sim = i, sim
+    return best, best_sim
+
+
+@njit(cache=True, nogil=True)
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover - compiled; exercised through RecentArticles
+    """Indices of the ``k`` largest scores, in increasing index order; among equal scores the lower
+    index wins (a rule, where a partition's choice would be whatever its pivots made it).
+
+    >>> top_k(np.array([0.1, 0.9, 0.5, 0.9, 0.2]), 2).tolist(), top_k(np.array([0.3, 0.3, 0.3]), 2).tolist()
+    ([1, 3], [0, 1])
+    """
+    n = scores.shape[0]
+    k = min(k, n)
+    vals = np.empty(k, scores.dtype)
+    idx = np.empty(k, np.int64)
+    filled = 0
+    low = 0  # position of the smallest kept score (latest index among equals) once ``filled == k``
+    for j in range(n):
+        s = scores[j]
+        if filled < k:
+            vals[filled], idx[filled] = s, j
+            filled += 1
+            if filled == k:
+                low = _weakest(vals, idx)
+        elif s > vals[low]:
+            vals[low], idx[low] = s, j
+            low = _weakest(vals, idx)
+    return np.sort(idx)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _weakest(vals: np.ndarray, idx: np.ndarray) -> int:  # pragma: no cover - compiled
+    """The kept entry to give up first: the smallest score, the latest index among equal ones."""
+    low = 0
+    for i in range(1, vals.shape[0]):
+        if vals[i] < vals[low] or (vals[i] == vals[low] and idx[i] > idx[low]):
+            low = i
+    return low
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) every kernel with the argument types the clusterer passes,
+    so a worker pays for it when it starts rather than on its first article."""
+    one, row = np.ones(1), np.ones((1, 1))
+    sims = np.ones(2, np.float32)
+    features = join_features(sims, np.array([[1.0, 0.0, 2.0]]), row, one, row, one, np.zeros((1, 2)), 0.0)
+    logistic(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones(N_FEATURES), 0.0)
+    best_event(sims, np.ones((1, 2)), row, one, 0.0)
+    top_k(sims, 1)

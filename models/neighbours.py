@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from models.kernels import top_k
+
 
 class RecentArticles:
     """The last ``window`` articles' unit vectors and stories; ``k`` of them vote per query.
@@ -87,11 +89,9 @@ class RecentArticles:
         if not n or not self.k:
             return {}
         sims = self._vectors[:n] @ vector
-        k = min(self.k, n)
-        top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
         total = 0.0
         out: dict[str, tuple[float, float]] = {}
-        for j in sorted(top.tolist()):
+        for j in top_k(sims, self.k).tolist():
             story, sim = self.resolve(self._stories[j]), float(sims[j])
             if sim <= 0.0 or (alive is not None and story not in alive):
                 continue
