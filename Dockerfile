@@ -8,6 +8,8 @@ COPY pyproject.toml README.md ./
 COPY models models
 COPY stream stream
 COPY data data
-RUN pip install . && python -c "from models.embedders import load_embedder; load_embedder('static')"
+# The static model is distilled and the cluster step's kernels compiled (numba's cache) at build time.
+RUN pip install . && python -c "from models.embedders import load_embedder; load_embedder('static')" \
+    && python -c "from models.kernels import warm_up; warm_up()"
 EXPOSE 6066
 CMD ["storywire", "worker"]
