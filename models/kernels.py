@@ -137,9 +137,13 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover - compi
 
     >>> top_k(np.array([0.1, 0.9, 0.5, 0.9, 0.2]), 2).tolist(), top_k(np.array([0.3, 0.3, 0.3]), 2).tolist()
     ([1, 3], [0, 1])
+    >>> top_k(np.array([0.5]), 3).tolist(), top_k(np.array([0.5]), 0).tolist()
+    ([0], [])
     """
     n = scores.shape[0]
-    k = min(k, n)
+    k = max(0, min(k, n))
+    if k == 0:
+        return np.empty(0, np.int64)
     vals = np.empty(k, scores.dtype)
     idx = np.empty(k, np.int64)
     filled = 0
