@@ -4,4 +4,5 @@ Nothing in this package opens a socket or imports a streaming library; the same 
 the Faust agents (``stream/``) and in the in-process evaluator.
 """
 
-MODEL_VERSION = "storywire-3"  # bumped when decisions change: 2 added the nearest-neighbour votes, 3 story merges
+# Bumped when decisions change: 2 added the nearest-neighbour votes, 3 story merges, 4 the merge check.
+MODEL_VERSION = "storywire-4"

@@ -56,6 +56,8 @@ class ClusterConfig:
     max_vocabulary: int = 200_000  # online document frequencies kept
     knn_window: int = 2000  # recent articles remembered one by one, for nearest-neighbour votes
     knn_k: int = 10  # nearest recent articles that vote for their stories
+    merge_check_size: int = 5  # two stories this large merge only if the smaller one, read as one
+    #                            article, would join the larger (0: no check)
     id_prefix: str = ""  # distinguishes shards: story ids are never reused
 
 
@@ -146,6 +148,8 @@ def _counted(counts: dict[str, int], more: dict[str, int], limit: int) -> dict[s
 
 
 MAX_SOURCES = 50  # sources counted per story
+MAX_SUMMARY_TERMS = 20  # a story read as one article (the merge check): its most used terms
+MAX_SUMMARY_NAMES = 5  # and names
 
 
 def _count_matrix(counts: list[dict[str, int]], keys: list[str]) -> np.ndarray:
@@ -465,7 +469,7 @@ class StoryClusterer:
         merged = []
         if story_id is not None and second is not None:
             self._advance(f.timestamp)  # expiry first, as apply does
-            if story_id in self.stories and second in self.stories:
+            if story_id in self.stories and second in self.stories and self._reads_as_one(story_id, second):
                 # The older story keeps its id: people may already follow it.
                 keep, gone = sorted((story_id, second), key=lambda s: self.stories[s].seq)
                 self.merge(gone, into=keep, timestamp=f.timestamp)
@@ -473,6 +477,34 @@ class StoryClusterer:
         assignment = self.apply(f, story_id, p)
         assignment.merged = merged  # published with the assignment: its consumers can follow the merge
         return assignment
+
+    def _reads_as_one(self, a: str, b: str) -> bool:
+        """Whether two stories an article would join both are one story by their own evidence.
+
+        An article can bridge two stories that are not one: "Bitcoin exchange Mt. Gox files for US
+        bankruptcy" is likely to join the Mt. Gox story and the Sbarro bankruptcy story; "True
+        Detective Watch: I Am the Cosmos" both the series finale and the Cosmos premiere. Of the
+        merges between two stories of five or more articles on the news dev stream, 7 of 8 were
+        such. Once both stories have their own vocabulary, the smaller one is read as one article
+        (its centroid, most used terms and names) and must be likely to join the larger one.
+        """
+        small, big = sorted((self.stories[a], self.stories[b]), key=lambda s: (s.size, s.seq))
+        if not self.config.merge_check_size or small.size < self.config.merge_check_size:
+            return True
+        top_terms = sorted(small.terms.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_SUMMARY_TERMS]
+        names = sorted(small.entities.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_SUMMARY_NAMES]
+        summary = ArticleFeatures(
+            f"story:{small.id}",
+            small.last_ts,
+            "",
+            "",
+            small.centroid,
+            dict(top_terms),
+            [e for e, n in names if n * 5 >= small.size],  # names at least a fifth of its articles use
+        )
+        votes = self.recent.votes(summary.vector, self.stories)
+        x = self._features(summary, [big.id], self._term_weights(summary.terms), votes)
+        return float(self.model.probability(x)[0]) >= self.model.threshold
 
     def resolve(self, story_id: str) -> str:
         """The story a (possibly merged) story id lives on as.

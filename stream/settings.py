@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     event_ttl_hours: float = Field(ClusterConfig.event_ttl_hours, gt=0, description="an event silent this long closes")
     story_ttl_hours: float = Field(ClusterConfig.story_ttl_hours, gt=0, description="a story silent this long expires")
     max_candidates: int = Field(ClusterConfig.max_candidates, ge=1, description="stories scored per article")
+    merge_check_size: int = Field(
+        ClusterConfig.merge_check_size,
+        ge=0,
+        description="stories this large merge only if the smaller, read as one article, would join the larger (0: off)",
+    )
     cache_dir: Path | None = Field(None, description="where the distilled static model and caches live")
 
     # --- streaming runtime (stream/app.py)
@@ -112,4 +117,5 @@ class Settings(BaseSettings):
             event_ttl_hours=self.event_ttl_hours,
             story_ttl_hours=self.story_ttl_hours,
             max_candidates=self.max_candidates,
+            merge_check_size=self.merge_check_size,
         )

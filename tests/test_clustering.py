@@ -10,7 +10,7 @@ import pytest
 
 from models.clustering import ClusterConfig, StoryClusterer, final_story_ids
 from models.features import ArticleFeatures, featurize_batch
-from models.join_model import JoinModel
+from models.join_model import FEATURE_NAMES, JoinModel
 from models.replay import cluster_features, event_time_order
 from stream.evaluate import read_labelled
 from tests.conftest import SAMPLE
@@ -181,3 +181,52 @@ def test_the_evaluator_follows_merges_the_clusterer_has_forgotten(sample_feature
     final = final_story_ids(plain)
     assert [a.story_id for a in result.assignments] == [final[f.id] for f in sample_features]
     assert not set(final.values()) & forgotten  # no article is left in a story that was merged away
+
+
+def _terms_only_model() -> JoinModel:
+    """A join model that reads only the ``terms`` feature: P = sigmoid(12 * terms - 4), so an
+    article half of whose words a story uses is 0.88 likely to join it, one it shares nothing with 0.02."""
+    width = len(FEATURE_NAMES)
+    coef = np.zeros(width)
+    coef[FEATURE_NAMES.index("terms")] = 12.0
+    return JoinModel(np.zeros(width), np.ones(width), coef, -4.0, 0.5, "static", merge_threshold=0.6)
+
+
+def _two_stories(c: StoryClusterer, first: dict[str, int], second: dict[str, int], size: int) -> tuple[str, str]:
+    v = np.eye(256, dtype=np.float32)
+    a = c.apply(ArticleFeatures("a0", 0, "a", "A", v[0], first, []), None).story_id
+    b = c.apply(ArticleFeatures("b0", 1, "b", "B", v[1], second, []), None).story_id
+    for i in range(1, size):
+        c.apply(ArticleFeatures(f"a{i}", 2 * i, "a", "A", v[0], first, []), a)
+        c.apply(ArticleFeatures(f"b{i}", 2 * i + 1, "b", "B", v[1], second, []), b)
+    return a, b
+
+
+@pytest.mark.parametrize("check", [5, 0], ids=["checked", "unchecked"])
+def test_an_article_bridging_two_unrelated_stories_does_not_merge_them(check):
+    """ "Bitcoin exchange Mt. Gox files for US bankruptcy" is likely to join both the Mt. Gox story
+    and the Sbarro bankruptcy story; the stories themselves share nothing, so they stay apart."""
+    c = StoryClusterer(_terms_only_model(), ClusterConfig(merge_check_size=check))
+    gox, sbarro = _two_stories(c, {"bitcoin": 1, "gox": 1}, {"sbarro": 1, "bankruptcy": 1}, size=6)
+    bridge = ArticleFeatures(
+        "x", 20, "Mt. Gox files for bankruptcy", "C", np.eye(256, dtype=np.float32)[2], {"gox": 1, "bankruptcy": 1}, []
+    )
+    probs = c.model.probability(c.candidates(bridge).features)
+    assert sorted(probs)[-2] >= c.model.merge_threshold  # the article alone would merge them
+    a = c.learn_one(bridge)
+    if check:
+        assert not a.merged and {gox, sbarro} <= set(c.stories)
+    else:
+        assert a.merged and len({c.resolve(gox), c.resolve(sbarro)}) == 1  # what the check prevents
+
+
+def test_two_stories_that_are_one_still_merge_and_small_ones_are_not_checked():
+    c = StoryClusterer(_terms_only_model())
+    first, second = _two_stories(c, {"quake": 1, "chile": 1}, {"quake": 1, "chile": 1}, size=6)
+    a = c.learn_one(ArticleFeatures("x", 20, "quake", "C", np.eye(256, dtype=np.float32)[2], {"quake": 1}, []))
+    assert a.merged == [second] and a.story_id == first
+    # Below the check's size, an article's evidence is all there is: unrelated small stories merge.
+    c = StoryClusterer(_terms_only_model())
+    gox, sbarro = _two_stories(c, {"bitcoin": 1, "gox": 1}, {"sbarro": 1, "bankruptcy": 1}, size=3)
+    bridge = ArticleFeatures("x", 20, "bridge", "C", np.eye(256, dtype=np.float32)[2], {"gox": 1, "bankruptcy": 1}, [])
+    assert c.learn_one(bridge).merged == [sbarro]
