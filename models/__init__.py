@@ -4,5 +4,6 @@ Nothing in this package opens a socket or imports a streaming library; the same 
 the Faust agents (``stream/``) and in the in-process evaluator.
 """
 
-# Bumped when decisions change: 2 added the nearest-neighbour votes, 3 story merges, 4 the merge check.
-MODEL_VERSION = "storywire-4"
+# Bumped when decisions change: 2 added the nearest-neighbour votes, 3 story merges, 4 the merge check,
+# 5 fewer candidates per article (12 from the index + 2 recent; same join models).
+MODEL_VERSION = "storywire-5"

@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from models import MODEL_VERSION
+from models.centroids import CentroidTable
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.kernels import best_event, join_features, warm_up
+from models.kernels import best_event, dot_rows, join_features, warm_up
 from models.neighbours import RecentArticles
 
 
@@ -42,8 +43,8 @@ from models.neighbours import RecentArticles
 class ClusterConfig:
     """Knobs of the clusterer. Defaults are the configuration evaluated in the README."""
 
-    max_candidates: int = 24  # stories scored per article, from the inverted index
-    recent_candidates: int = 8  # plus this many most recently active stories
+    max_candidates: int = 12  # stories scored per article, from the inverted index
+    recent_candidates: int = 2  # plus this many most recently active stories
     max_posting_scan: int = 100  # terms in more stories than this do not drive retrieval
     entity_veto_names: int = 3  # an article naming this many things, none known to a story, cannot join it
     event_threshold: float = 0.45  # similarity to join an event inside the chosen story
@@ -153,7 +154,7 @@ MAX_SUMMARY_NAMES = 5  # and names
 
 
 def _count_matrix(counts: list[dict[str, int]], keys: list[str]) -> np.ndarray:
-    """``counts[i].get(keys[j], 0)`` as a float matrix (~40 candidate stories × ~40 article terms,
+    """``counts[i].get(keys[j], 0)`` as a float matrix (~20 candidate stories × ~40 article terms,
     per article: the largest share of the features' cost)."""
     flat = [c.get(k, 0) for c in counts for k in keys]  # a plain comprehension beat map/chain here
     return np.fromiter(flat, float, len(flat)).reshape(len(counts), len(keys))
@@ -172,17 +173,12 @@ class Event:
     terms: dict[str, int]
     title: str
     first_article: str
-    centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    row: int = -1  # its centroid's row in the clusterer's CentroidTable
 
-    def refresh_centroid(self) -> None:
-        norm = float(np.linalg.norm(self.vector_sum))
-        self.centroid = (self.vector_sum / norm if norm else self.vector_sum).astype(np.float32)
-
-    def add(self, f: ArticleFeatures, max_terms: int) -> None:
+    def add(self, f: ArticleFeatures, max_terms: int, centroids: CentroidTable) -> None:
         self.size += 1
         self.last_ts = max(self.last_ts, f.timestamp)
-        self.vector_sum = self.vector_sum + f.vector
-        self.refresh_centroid()
+        centroids.add(self.row, self.vector_sum, f.vector)
         for t in f.terms:
             self.terms[t] = self.terms.get(t, 0) + 1
         self.terms = _bounded(self.terms, max_terms)
@@ -213,7 +209,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
-        event = cls(
+        return cls(
             d["id"],
             d["story_id"],
             d["first_ts"],
@@ -224,8 +220,6 @@ class Event:
             d["title"],
             d["first_article"],
         )
-        event.refresh_centroid()
-        return event
 
 
 @dataclass(slots=True)
@@ -248,17 +242,13 @@ class Story:
     past_events: list[dict[str, Any]] = field(default_factory=list)
     alert_state: dict[str, Any] = field(default_factory=dict)  # what models.alerts has raised for it
     event_count: int = 0  # events (developments) the story has had, merged stories' included
-    centroid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    scored: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # centroid, then events'
-
-    def refresh_centroid(self) -> None:
-        norm = float(np.linalg.norm(self.vector_sum))
-        self.centroid = (self.vector_sum / norm if norm else self.vector_sum).astype(np.float32)
+    row: int = -1  # its centroid's row in the clusterer's CentroidTable
+    scored: list[int] = field(default_factory=list)  # the rows an article is scored against
 
     def refresh_events(self, events: dict[str, Event], recent: int) -> None:
-        """Cache what every article scores a candidate story against, as one matrix: the story's
-        centroid, then its most recent events' centroids (call after :meth:`refresh_centroid`)."""
-        self.scored = np.stack([self.centroid] + [events[e].centroid for e in self.events[-recent:]])
+        """Cache which centroids every article scores a candidate story against: the story's
+        own, then its most recent events' (rows of the clusterer's CentroidTable)."""
+        self.scored = [self.row] + [events[e].row for e in self.events[-recent:]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -282,7 +272,7 @@ class Story:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Story:
-        story = cls(
+        return cls(
             d["id"],
             d["seq"],
             d["first_ts"],
@@ -300,8 +290,6 @@ class Story:
             dict(d.get("alert_state", {})),
             d.get("event_count", len(d["events"])),  # older states listed every event id ever
         )
-        story.refresh_centroid()
-        return story
 
 
 @dataclass(slots=True)
@@ -341,6 +329,7 @@ class StoryClusterer:
         self.config = config or ClusterConfig()
         self.stories: OrderedDict[str, Story] = OrderedDict()  # least recently active first
         self.events: dict[str, Event] = {}
+        self.centroids = CentroidTable()  # every live story's and event's unit centroid
         self.postings: dict[str, dict[str, int]] = {}  # term -> stories using it -> their seq (rank ties)
         self.df: dict[str, int] = {}
         self.docs = 0
@@ -382,18 +371,19 @@ class StoryClusterer:
         """Retrieve candidate stories and compute the join features for each."""
         cfg = self.config
         weights = self._article_weights(f)
-        score: dict[str, float] = {}
-        seq: dict[str, int] = {}  # from the postings: reading each story's own would reach ~40 objects
+        # story -> (summed weight of the article's terms it uses, its seq for ties), the seq taken
+        # from the postings: reading each story's own would reach ~40 objects
+        score: dict[str, tuple[float, int]] = {}
         for term, w in weights.items():
             posting = self.postings.get(term)
             if not posting or len(posting) > cfg.max_posting_scan:
                 continue
-            for sid in posting:
-                score[sid] = score.get(sid, 0.0) + w
-            seq.update(posting)
+            for sid, story_seq in posting.items():
+                got = score.get(sid)
+                score[sid] = (w, story_seq) if got is None else (got[0] + w, story_seq)
         stories = self.stories
         # sorted()[:n] is what nsmallest is defined as, and 5x faster on the ~40 stories scored here
-        ranked = sorted([(-v, seq[sid], sid) for sid, v in score.items()])[: cfg.max_candidates]
+        ranked = sorted([(-v, story_seq, sid) for sid, (v, story_seq) in score.items()])[: cfg.max_candidates]
         chosen = [sid for _, _, sid in ranked]
         seen = set(chosen)
         votes = self.recent.votes(f.vector, stories)
@@ -421,7 +411,8 @@ class StoryClusterer:
     ) -> np.ndarray:
         stories = [self.stories[s] for s in story_ids]
         n = len(stories)
-        sims = np.concatenate([s.scored for s in stories]) @ f.vector
+        rows = [r for s in stories for r in s.scored]
+        sims = dot_rows(self.centroids.rows, np.fromiter(rows, np.int64, len(rows)), f.vector)
         meta = np.fromiter([x for s in stories for x in (s.size, s.last_ts, len(s.scored))], float, 3 * n)
         counts = _count_matrix([s.terms for s in stories], list(weights))
         w_terms = np.fromiter(weights.values(), float, len(weights))
@@ -498,7 +489,7 @@ class StoryClusterer:
             small.last_ts,
             "",
             "",
-            small.centroid,
+            self.centroids.vector(small.row),
             dict(top_terms),
             [e for e, n in names if n * 5 >= small.size],  # names at least a fifth of its articles use
         )
@@ -531,11 +522,12 @@ class StoryClusterer:
         dst = self.stories[into]
         for t in src.terms:
             self._unpost(t, source)
+        self.centroids.give_back(src.row)
         dst.size += src.size
         dst.first_ts = min(dst.first_ts, src.first_ts)
         dst.last_ts = max(dst.last_ts, src.last_ts)
         dst.vector_sum = dst.vector_sum + src.vector_sum
-        dst.refresh_centroid()
+        self.centroids.put(dst.row, dst.vector_sum)
         self._add_terms(dst, src.terms)
         dst.entities = _counted(dst.entities, src.entities, cfg.max_story_terms // 2)
         dst.sources = _counted(dst.sources, src.sources, MAX_SOURCES)
@@ -552,7 +544,9 @@ class StoryClusterer:
         for eid in live:
             self.events[eid].story_id = into
         for eid in live[:-k]:
-            dst.past_events.append(self.events.pop(eid).summary())
+            gone_event = self.events.pop(eid)
+            self.centroids.give_back(gone_event.row)
+            dst.past_events.append(gone_event.summary())
         dst.past_events = (dst.past_events + src.past_events)[-50:]
         dst.events = live[-k:]
         dst.event_count += src.event_count
@@ -579,7 +573,7 @@ class StoryClusterer:
                 event_decision = "new"
             else:
                 event = best
-                event.add(f, self.config.max_event_terms)
+                event.add(f, self.config.max_event_terms, self.centroids)
                 event_decision = "join"
             decision, score_out = "join", score
             self._add_to_story(f, story)
@@ -596,8 +590,9 @@ class StoryClusterer:
         weights = self._article_weights(f)
         events = [self.events[eid] for eid in story.events[-self.config.events_scored :]]
         meta = np.fromiter([x for ev in events for x in (ev.size, ev.last_ts)], float, 2 * len(events))
+        rows = story.scored[1:]  # the same events' centroids, kept in step by refresh_events
         i, sim = best_event(
-            story.scored[1:] @ f.vector,  # the same events' centroids, kept up to date by refresh_events
+            dot_rows(self.centroids.rows, np.fromiter(rows, np.int64, len(rows)), f.vector),
             meta.reshape(len(events), 2),
             _count_matrix([ev.terms for ev in events], list(weights)),
             np.fromiter(weights.values(), float, len(weights)),
@@ -612,6 +607,7 @@ class StoryClusterer:
         story = Story(
             sid, self.next_story, f.timestamp, f.timestamp, 0, np.zeros(len(f.vector)), {}, {}, [], {}, [], {}
         )
+        story.row = self.centroids.take(len(f.vector))
         self.next_story += 1
         self.stories[sid] = story
         self._add_to_story(f, story)
@@ -621,7 +617,8 @@ class StoryClusterer:
         eid = f"{self.config.id_prefix}e{self.next_event}"
         self.next_event += 1
         event = Event(eid, story.id, f.timestamp, f.timestamp, 0, np.zeros(len(f.vector)), {}, f.title, f.id)
-        event.add(f, self.config.max_event_terms)
+        event.row = self.centroids.take(len(f.vector))
+        event.add(f, self.config.max_event_terms, self.centroids)
         self.events[eid] = event
         story.events.append(eid)
         story.event_count += 1
@@ -631,6 +628,7 @@ class StoryClusterer:
             # id list stays bounded however long the story runs (it is stored at every checkpoint).
             old = self.events.pop(story.events[-k - 1], None)
             if old is not None:
+                self.centroids.give_back(old.row)
                 story.past_events = (story.past_events + [old.summary()])[-50:]
             story.events = story.events[-k:]
         return event
@@ -639,8 +637,7 @@ class StoryClusterer:
         cfg = self.config
         story.size += 1
         story.last_ts = max(story.last_ts, f.timestamp)
-        story.vector_sum = story.vector_sum + f.vector
-        story.refresh_centroid()
+        self.centroids.add(story.row, story.vector_sum, f.vector)
         self._add_terms(story, dict.fromkeys(f.terms, 1))
         story.entities = _counted(story.entities, dict.fromkeys(f.entities, 1), cfg.max_story_terms // 2)
         if f.source:
@@ -713,8 +710,11 @@ class StoryClusterer:
             del self.stories[sid]
             for t in story.terms:
                 self._unpost(t, sid)
+            self.centroids.give_back(story.row)
             for eid in story.events[-self.config.events_scored :]:
-                self.events.pop(eid, None)
+                event = self.events.pop(eid, None)
+                if event is not None:
+                    self.centroids.give_back(event.row)
             gone.append(sid)
         self.expired_stories += len(gone)
         self.changes.stories.difference_update(gone)
@@ -809,9 +809,14 @@ class StoryClusterer:
         for sd in data["stories"]:
             story = Story.from_dict(sd)
             c.stories[story.id] = story
+            story.row = c.centroids.take(len(story.vector_sum))
+            c.centroids.put(story.row, story.vector_sum)
             for t in story.terms:
                 c.postings.setdefault(t, {})[story.id] = story.seq
         c.events = {e["id"]: Event.from_dict(e) for e in data["events"]}
+        for event in c.events.values():
+            event.row = c.centroids.take(len(event.vector_sum))
+            c.centroids.put(event.row, event.vector_sum)
         for story in c.stories.values():
             story.refresh_events(c.events, c.config.events_scored)
         c.df, c.docs = dict(data["df"]), data["docs"]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from models.kernels import top_k
+from models.kernels import nearest, quantise_into
 
 
 class RecentArticles:
@@ -46,6 +46,9 @@ class RecentArticles:
         self.resolve = resolve or (lambda story: story)
         self.count = 0  # articles ever added; the next one takes slot count % window
         self._vectors = np.zeros((0, 0), np.float32)
+        self._codes = np.zeros((0, 0), np.int8)  # the same vectors as int8, for kernels.nearest
+        self._scales = np.zeros(0)
+        self._slack = np.zeros((0, 2))
         self._times = np.zeros(0)
         self._stories: list[str] = []
         self._ids: list[str] = []
@@ -65,6 +68,9 @@ class RecentArticles:
     def _allocate(self, dim: int) -> None:
         if not len(self._vectors):  # the dimension is known at the first article
             self._vectors = np.zeros((self.window, dim), np.float32)
+            self._codes = np.zeros((self.window, dim), np.int8)
+            self._scales = np.zeros(self.window)
+            self._slack = np.zeros((self.window, 2))
             self._times = np.full(self.window, np.inf)
             self._stories = [""] * self.window
             self._ids = [""] * self.window
@@ -73,6 +79,7 @@ class RecentArticles:
         slot = seq % self.window
         self._slot_of.pop(self._ids[slot], None)
         self._vectors[slot] = vector
+        quantise_into(self._vectors[slot], self._codes, self._scales, self._slack, slot)
         self._times[slot] = timestamp
         self._stories[slot] = story_id
         self._ids[slot] = article_id
@@ -88,12 +95,14 @@ class RecentArticles:
         n = len(self)
         if not n or not self.k:
             return {}
-        sims = self._vectors[:n] @ vector
+        rows, sims = nearest(self._vectors, self._codes, self._scales, self._slack, n, vector, self.k)
         total = 0.0
         out: dict[str, tuple[float, float]] = {}
-        for j in top_k(sims, self.k).tolist():
-            story, sim = self.resolve(self._stories[j]), float(sims[j])
-            if sim <= 0.0 or (alive is not None and story not in alive):
+        for j, sim in zip(rows.tolist(), sims.tolist()):
+            if sim <= 0.0:
+                continue
+            story = self.resolve(self._stories[j])
+            if alive is not None and story not in alive:
                 continue
             total += sim
             share, best = out.get(story, (0.0, 0.0))
@@ -110,6 +119,9 @@ class RecentArticles:
             self._slot_of.pop(self._ids[slot], None)
             self._ids[slot] = self._stories[slot] = ""
         self._vectors[old] = 0.0
+        self._codes[old] = 0
+        self._scales[old] = 0.0
+        self._slack[old] = 0.0
         self._times[old] = np.inf
         self._oldest = float(self._times.min()) if len(self._times) else np.inf
 

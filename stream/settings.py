@@ -45,7 +45,12 @@ class Settings(BaseSettings):
     )
     event_ttl_hours: float = Field(ClusterConfig.event_ttl_hours, gt=0, description="an event silent this long closes")
     story_ttl_hours: float = Field(ClusterConfig.story_ttl_hours, gt=0, description="a story silent this long expires")
-    max_candidates: int = Field(ClusterConfig.max_candidates, ge=1, description="stories scored per article")
+    max_candidates: int = Field(
+        ClusterConfig.max_candidates, ge=1, description="stories retrieved from the inverted index per article"
+    )
+    recent_candidates: int = Field(
+        ClusterConfig.recent_candidates, ge=0, description="plus this many most recently active stories"
+    )
     merge_check_size: int = Field(
         ClusterConfig.merge_check_size,
         ge=0,
@@ -117,5 +122,6 @@ class Settings(BaseSettings):
             event_ttl_hours=self.event_ttl_hours,
             story_ttl_hours=self.story_ttl_hours,
             max_candidates=self.max_candidates,
+            recent_candidates=self.recent_candidates,
             merge_check_size=self.merge_check_size,
         )

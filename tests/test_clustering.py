@@ -73,6 +73,14 @@ def test_state_stays_bounded_as_history_grows():
     assert c.expired_stories > 10
     assert peak <= 125 and len(c.assigned) <= 125 and len(c.events) <= 125
     assert sum(s.size for s in c.stories.values()) <= 125 + 50
+    # every closed story and event gave its centroid row back: the table holds the live ones only
+    assert c.centroids.live == len(c.stories) + len(c.events)
+    assert len(c.centroids.rows) <= 2 * 250
+    live_rows = [s.row for s in c.stories.values()] + [e.row for e in c.events.values()]
+    assert len(set(live_rows)) == len(live_rows)  # no two live things share a row
+    for story in c.stories.values():
+        direction = story.vector_sum / np.linalg.norm(story.vector_sum)
+        np.testing.assert_allclose(c.centroids.rows[story.row], direction, atol=1e-6)
 
 
 def test_new_development_opens_an_event_inside_the_story():
