@@ -18,6 +18,9 @@ from it (:meth:`put`) whenever the state is restored.
 ([3.0, 4.0], [0.6000000238418579, 0.800000011920929])
 >>> table.give_back(a); table.take(2) == a  # a freed row is reused first
 True
+>>> table.take(3)  # vectors from another embedder: refused, not silently mixed
+Traceback (most recent call last):
+ValueError: a 3-dimensional vector among 2-dimensional ones
 """
 
 from __future__ import annotations
@@ -37,14 +40,16 @@ class CentroidTable:
 
     def take(self, dim: int) -> int:
         """A row for a new story or event (zeros until :meth:`put` or :meth:`add` fills it)."""
+        if self._used and self.rows.shape[1] != dim:
+            raise ValueError(f"a {dim}-dimensional vector among {self.rows.shape[1]}-dimensional ones")
         if self._free:
             row = self._free.pop()
             self.rows[row] = 0.0
             return row
-        if self._used == len(self.rows) or self.rows.shape[1] != dim:
+        if self._used == len(self.rows):
             grown = np.zeros((max(64, 2 * len(self.rows)), dim), np.float32)
-            if self.rows.shape[1] == dim:
-                grown[: len(self.rows)] = self.rows
+            if self._used:
+                grown[: self._used] = self.rows
             self.rows = grown
         self._used += 1
         return self._used - 1
