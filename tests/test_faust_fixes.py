@@ -153,7 +153,7 @@ class SeekingConsumer:
         self.fetched.append(set(partitions))
         return {tp: [1] for tp in partitions}
 
-    async def seek_to_committed(self) -> dict[str, int]:
+    async def seek_to_committed(self) -> dict[TP, int]:
         if self.rebalance_during_seek:
             self.app.consumer_generation_id += 1
         return {TP("articles", 3): 63}
