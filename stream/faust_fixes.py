@@ -25,16 +25,18 @@ jump to see. An acknowledgement of a message from an older generation is ignored
 uncommitted, and it is read again (Faust's own seek to the committed offsets can come before the
 message is skipped, which left it unread: ``articles/1/54``).
 
-4. Streams read before the seek to committed offsets (the restart test lost one record this way).
-After an assignment Faust resumes the stream partitions and only then seeks them to the committed
-offsets, while its fetcher is already running: records fetched in between come from wherever the
-client happened to be, and how they interleave with the seek decides what is read. Most of the time
-the jump after the seek is seen and re-read (fix 1); about one restart in seven in a fresh clone
-(worker 2 of ``test_worker_restart_recovers_tables_without_loss_or_double_counting``), the first
-record after the committed offset of one partition (``articles/3/63``) never reached the agent and
-no jump showed. :func:`seek_before_streams` closes the window: a stream partition is not fetched
-until the consumer has been sought to the committed offsets of the current consumer generation
-(changelog partitions are, so tables recover as before).
+4. Stream records read before the streams are resumed (the restart test lost one record this way).
+After an assignment Faust's recovery resumes the stream partitions, seeks them to the committed
+offsets and only then resumes flow control — and resuming flow control *clears every stream's
+queue* (mode's ``FlowControlEvent.resume``). Its fetcher is already running (it read the
+changelogs), so records it fetched in that window were queued, then wiped; their offsets counted as
+read, so no jump showed. About one restart in seven in a fresh clone (worker 2 of
+``test_worker_restart_recovers_tables_without_loss_or_double_counting``), the first record after the
+committed offset of one partition (``articles/3/63``, then ``articles/1/54``) never reached the
+agent. :func:`seek_before_streams` closes the window: a stream partition is not fetched until the
+consumer has been sought to the committed offsets of the current consumer generation *and* flow
+control has been resumed after that seek (changelog partitions are fetched at once, so tables
+recover as before).
 
 5. Flushing. ``app.producer.flush()`` drains Faust's send buffer only until one message takes more
 than 0.1 s, then returns with the rest still queued (``ProducerBuffer.flush_atmost``). Table writes
@@ -51,6 +53,7 @@ from typing import Any
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode.utils.futures import notify
+from mode.utils.queues import FlowControlEvent
 
 log = logging.getLogger("storywire.faust")
 REREAD_DELAY_SECONDS = 0.05  # after the read loop has recorded the message at the end of the jump
@@ -164,34 +167,45 @@ def reread_skipped_offsets() -> None:
     Consumer.ack = ack  # type: ignore[method-assign]
 
 
-SOUGHT_ATTRIBUTE = "storywire_sought_generation"  # set on the consumer: the generation last sought
+SOUGHT_ATTRIBUTE = "storywire_sought"  # on the consumer: (generation, flow resumes) at its last seek
+RESUMES_ATTRIBUTE = "storywire_resumes"  # on the app's flow control: how often it was resumed
 HELD_POLL_SECONDS = 0.05  # a fetch with every partition held back waits this long, not Faust's 1 s
 _held_installed = False
 
 
 def held_back(consumer: Any, active: set[Any]) -> set[Any]:
     """The stream partitions of ``active`` that must not be fetched yet: all of them until the
-    consumer has been sought to the committed offsets in the current consumer generation."""
-    if getattr(consumer, SOUGHT_ATTRIBUTE, None) == consumer.app.consumer_generation_id:
+    consumer has been sought to the committed offsets in the current consumer generation and flow
+    control has been resumed since (the resume clears the streams' queues)."""
+    app = consumer.app
+    sought = getattr(consumer, SOUGHT_ATTRIBUTE, None)
+    resumes = getattr(app.flow_control, RESUMES_ATTRIBUTE, 0)
+    if sought is not None and sought[0] == app.consumer_generation_id and resumes > sought[1]:
         return set()
-    changelogs = consumer.app.tables.changelog_topics
+    changelogs = app.tables.changelog_topics
     return {tp for tp in active if tp.topic not in changelogs}
 
 
 def seek_before_streams() -> None:
-    """Install once per process: stream partitions are fetched only after the seek to the committed
-    offsets of the current generation (fix 4 above); changelog partitions at once."""
+    """Install once per process: stream partitions are fetched only once the seek to the committed
+    offsets of the current generation and the flow resume after it are done (fix 4 above);
+    changelog partitions at once."""
     global _held_installed
     if _held_installed:
         return
     _held_installed = True
     original_seek = Consumer.perform_seek
     original_getmany = ThreadDelegateConsumer._getmany
+    original_resume = FlowControlEvent.resume
+
+    def resume(self: FlowControlEvent) -> None:
+        original_resume(self)
+        setattr(self, RESUMES_ATTRIBUTE, getattr(self, RESUMES_ATTRIBUTE, 0) + 1)
 
     async def perform_seek(self: Consumer) -> None:
         generation = self.app.consumer_generation_id  # a rebalance during the seek must seek again
         await original_seek(self)
-        setattr(self, SOUGHT_ATTRIBUTE, generation)
+        setattr(self, SOUGHT_ATTRIBUTE, (generation, getattr(self.app.flow_control, RESUMES_ATTRIBUTE, 0)))
 
     async def getmany(self: ThreadDelegateConsumer, active_partitions: Any, timeout: float) -> Any:
         if active_partitions is not None:
@@ -203,6 +217,7 @@ def seek_before_streams() -> None:
                     return {}
         return await original_getmany(self, active_partitions, timeout)
 
+    FlowControlEvent.resume = resume  # type: ignore[method-assign]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     ThreadDelegateConsumer._getmany = getmany  # type: ignore[method-assign]
 

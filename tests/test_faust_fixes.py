@@ -12,6 +12,7 @@ from typing import Any
 
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent
 
 from stream.faust_fixes import REREAD_DELAY_SECONDS, HeldReadOffsets, reread_skipped_offsets, seek_before_streams
 from stream.settings import Settings
@@ -141,7 +142,9 @@ class SeekingConsumer:
 
     def __init__(self, generation: int) -> None:
         self.app = SimpleNamespace(
-            consumer_generation_id=generation, tables=SimpleNamespace(changelog_topics={"w-cluster-meta-changelog"})
+            consumer_generation_id=generation,
+            tables=SimpleNamespace(changelog_topics={"w-cluster-meta-changelog"}),
+            flow_control=FlowControlEvent(),
         )
         self.fetched: list[set[str]] = []  # the partitions each fetch asked the client for
         self._thread = SimpleNamespace(getmany=self._client_getmany)
@@ -161,20 +164,26 @@ class SeekingConsumer:
     async def fetch(self, partitions: set[str]) -> Any:
         return await ThreadDelegateConsumer._getmany(self, partitions, 1.0)  # type: ignore[arg-type]
 
-    async def seek(self) -> None:
+    async def seek(self, then_resume: bool = True) -> None:
+        """Faust's recovery: the seek to committed, then the flow resume (which clears the queues)."""
         await Consumer.perform_seek(self)  # type: ignore[arg-type]
+        if then_resume:
+            self.app.flow_control.resume()
 
 
-def test_stream_partitions_are_fetched_only_after_the_seek_to_committed_of_the_current_generation():
+def test_stream_partitions_are_fetched_only_after_the_seek_and_the_flow_resume_of_the_current_generation():
     seek_before_streams()
     consumer = SeekingConsumer(generation=1)
     changelog, stream = TP("w-cluster-meta-changelog", 0), TP("articles", 3)
 
     async def go() -> list[Any]:
-        out = [await consumer.fetch({changelog, stream})]  # recovery: the tables' changelog only
+        consumer.app.flow_control.resume()  # recovery reads the changelogs with flow resumed ...
+        out = [await consumer.fetch({changelog, stream})]  # ... the tables' changelog only
         out.append(await consumer.fetch({stream}))  # nothing to fetch: no request at all
-        await consumer.seek()
-        out.append(await consumer.fetch({changelog, stream}))  # sought: the stream too
+        await consumer.seek(then_resume=False)
+        out.append(await consumer.fetch({stream}))  # sought, but the resume would still clear the queue
+        consumer.app.flow_control.resume()
+        out.append(await consumer.fetch({changelog, stream}))  # sought and resumed: the stream too
         consumer.app.consumer_generation_id = 2  # a rebalance: held until the next seek ...
         out.append(await consumer.fetch({stream}))
         consumer.rebalance_during_seek = True  # ... and a seek the next rebalance overtook does not count
@@ -186,7 +195,7 @@ def test_stream_partitions_are_fetched_only_after_the_seek_to_committed_of_the_c
         return out
 
     out = asyncio.run(go())
-    assert out == [{changelog: [1]}, {}, {changelog: [1], stream: [1]}, {}, {}, {stream: [1]}]
+    assert out == [{changelog: [1]}, {}, {}, {changelog: [1], stream: [1]}, {}, {}, {stream: [1]}]
     assert consumer.fetched == [{changelog}, {changelog, stream}, {stream}]
     assert consumer._read_offset[stream] == 62  # the seek itself is Faust's, as before
 
