@@ -152,7 +152,8 @@ class SeekingConsumer:
         self._committed_offset: dict[str, int | None] = {}
         self.rebalance_during_seek = False
 
-    async def _client_getmany(self, partitions: set[str], timeout: float) -> dict[str, list[int]]:
+    async def _client_getmany(self, partitions: set[Any], timeout: float) -> dict[Any, list[int]]:
+        await asyncio.sleep(0)  # a fetch waits for records: Faust's recovery runs meanwhile
         self.fetched.append(set(partitions))
         return {tp: [1] for tp in partitions}
 
@@ -178,7 +179,11 @@ def test_stream_partitions_are_fetched_only_after_the_seek_and_the_flow_resume_o
 
     async def go() -> list[Any]:
         consumer.app.flow_control.resume()  # recovery reads the changelogs with flow resumed ...
-        out = [await consumer.fetch({changelog, stream})]  # ... the tables' changelog only
+        active = {changelog}  # ... and Faust's set of active partitions grows while a fetch waits
+        fetch = asyncio.ensure_future(ThreadDelegateConsumer._getmany(consumer, active, 1.0))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the fetch is waiting ...
+        active.add(stream)  # ... when the recovery resumes the stream partitions
+        out = [await fetch]  # the tables' changelog only
         out.append(await consumer.fetch({stream}))  # nothing to fetch: no request at all
         await consumer.seek(then_resume=False)
         out.append(await consumer.fetch({stream}))  # sought, but the resume would still clear the queue
