@@ -27,7 +27,13 @@ from stream import metrics
 from stream.batching import OrderedAcks, run_batched
 from stream.cluster_step import ClusterStep, StateTables, StepOutput
 from stream.embed_process import EmbeddedBatch, EmbedPool
-from stream.faust_fixes import FETCH_WAIT_ATTRIBUTE, fetch_max_wait, flush_all, reread_skipped_offsets
+from stream.faust_fixes import (
+    FETCH_WAIT_ATTRIBUTE,
+    fetch_max_wait,
+    flush_all,
+    reread_skipped_offsets,
+    seek_before_streams,
+)
 from stream.live import LiveFeed
 from stream.outputs import Outputs, delivered, encode
 from stream.packing import Packed, pack_records, unpack_records
@@ -139,6 +145,7 @@ def create_app(settings: Settings) -> faust.App:
     """The worker's app for its ``role``: ``all`` runs both stages; ``embed`` only the embed stage (its
     own consumer group, no tables: scale it out freely); ``cluster`` only the cluster stage."""
     reread_skipped_offsets()
+    seek_before_streams()
     fetch_max_wait()
     app_id = f"{settings.app_id}-embed" if settings.role == "embed" else settings.app_id
     app = faust.App(app_id, **faust_options(settings))

@@ -238,3 +238,21 @@ def test_two_stories_that_are_one_still_merge_and_small_ones_are_not_checked():
     gox, sbarro = _two_stories(c, {"bitcoin": 1, "gox": 1}, {"sbarro": 1, "bankruptcy": 1}, size=3)
     bridge = ArticleFeatures("x", 20, "bridge", "C", np.eye(256, dtype=np.float32)[2], {"gox": 1, "bankruptcy": 1}, [])
     assert c.learn_one(bridge).merged == [sbarro]
+
+
+def test_the_inverted_index_is_exactly_the_stories_vocabularies(sample_features):
+    """Retrieval reads the postings: a story missing from the posting of a term it uses (or listed
+    under one it no longer uses) would change which stories are candidates."""
+    config = ClusterConfig(max_story_terms=8)  # vocabularies pruned all the time
+    c = StoryClusterer(JoinModel.load("static"), config)
+    for i, f in enumerate(sample_features):
+        c.learn_one(f)
+        if i % 60 == 59:
+            c = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), JoinModel.load("static"), config)
+        if i % 20 == 19:
+            expected: dict[str, dict[str, int]] = {}
+            for s in c.stories.values():
+                for t in s.terms:
+                    expected.setdefault(t, {})[s.id] = s.seq
+            assert c.postings == expected
+    assert len(c.stories) > 12

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+from faust.types import TP
+from mode.utils.queues import FlowControlEvent
 
-from stream.faust_fixes import REREAD_DELAY_SECONDS, HeldReadOffsets, reread_skipped_offsets
+from stream.faust_fixes import REREAD_DELAY_SECONDS, HeldReadOffsets, reread_skipped_offsets, seek_before_streams
 from stream.settings import Settings
 
 
@@ -133,6 +135,74 @@ def test_a_message_of_an_older_consumer_generation_is_not_made_committable():
     assert stale not in consumer._unacked_messages  # a rebalance does not wait for it
     assert Consumer.ack(consumer, current) is True  # type: ignore[arg-type]
     assert consumer._acked["articles/1"] == [58]
+
+
+class SeekingConsumer:
+    """What of Faust's consumer the seek gate touches: the fetch, the seek to committed, the generation."""
+
+    def __init__(self, generation: int) -> None:
+        self.app = SimpleNamespace(
+            consumer_generation_id=generation,
+            tables=SimpleNamespace(changelog_topics={"w-cluster-meta-changelog"}),
+            flow_control=FlowControlEvent(),
+        )
+        self.fetched: list[set[str]] = []  # the partitions each fetch asked the client for
+        self._thread = SimpleNamespace(getmany=self._client_getmany)
+        self._read_offset = HeldReadOffsets()
+        self._committed_offset: dict[str, int | None] = {}
+        self.rebalance_during_seek = False
+
+    async def _client_getmany(self, partitions: set[Any], timeout: float) -> dict[Any, list[int]]:
+        await asyncio.sleep(0)  # a fetch waits for records: Faust's recovery runs meanwhile
+        self.fetched.append(set(partitions))
+        return {tp: [1] for tp in partitions}
+
+    async def seek_to_committed(self) -> dict[TP, int]:
+        if self.rebalance_during_seek:
+            self.app.consumer_generation_id += 1
+        return {TP("articles", 3): 63}
+
+    async def fetch(self, partitions: set[str]) -> Any:
+        return await ThreadDelegateConsumer._getmany(self, partitions, 1.0)  # type: ignore[arg-type]
+
+    async def seek(self, then_resume: bool = True) -> None:
+        """Faust's recovery: the seek to committed, then the flow resume (which clears the queues)."""
+        await Consumer.perform_seek(self)  # type: ignore[arg-type]
+        if then_resume:
+            self.app.flow_control.resume()
+
+
+def test_stream_partitions_are_fetched_only_after_the_seek_and_the_flow_resume_of_the_current_generation():
+    seek_before_streams()
+    consumer = SeekingConsumer(generation=1)
+    changelog, stream = TP("w-cluster-meta-changelog", 0), TP("articles", 3)
+
+    async def go() -> list[Any]:
+        consumer.app.flow_control.resume()  # recovery reads the changelogs with flow resumed ...
+        active = {changelog}  # ... and Faust's set of active partitions grows while a fetch waits
+        fetch = asyncio.ensure_future(ThreadDelegateConsumer._getmany(consumer, active, 1.0))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the fetch is waiting ...
+        active.add(stream)  # ... when the recovery resumes the stream partitions
+        out = [await fetch]  # the tables' changelog only
+        out.append(await consumer.fetch({stream}))  # nothing to fetch: no request at all
+        await consumer.seek(then_resume=False)
+        out.append(await consumer.fetch({stream}))  # sought, but the resume would still clear the queue
+        consumer.app.flow_control.resume()
+        out.append(await consumer.fetch({changelog, stream}))  # sought and resumed: the stream too
+        consumer.app.consumer_generation_id = 2  # a rebalance: held until the next seek ...
+        out.append(await consumer.fetch({stream}))
+        consumer.rebalance_during_seek = True  # ... and a seek the next rebalance overtook does not count
+        await consumer.seek()
+        out.append(await consumer.fetch({stream}))
+        consumer.rebalance_during_seek = False
+        await consumer.seek()
+        out.append(await consumer.fetch({stream}))
+        return out
+
+    out = asyncio.run(go())
+    assert out == [{changelog: [1]}, {}, {}, {changelog: [1], stream: [1]}, {}, {}, {stream: [1]}]
+    assert consumer.fetched == [{changelog}, {changelog, stream}, {stream}]
+    assert consumer._read_offset[stream] == 62  # the seek itself is Faust's, as before
 
 
 def test_fetch_wait_is_short_on_the_local_broker_and_fausts_on_kafka_unless_configured():
