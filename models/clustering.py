@@ -37,6 +37,8 @@ from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
 from models.kernels import best_event, dot_rows, join_features, warm_up
 from models.neighbours import RecentArticles
+from models.story_table import StoryTable
+from models.story_table import warm_up as warm_up_stories
 
 
 @dataclass(frozen=True)
@@ -330,6 +332,7 @@ class StoryClusterer:
         self.stories: OrderedDict[str, Story] = OrderedDict()  # least recently active first
         self.events: dict[str, Event] = {}
         self.centroids = CentroidTable()  # every live story's and event's unit centroid
+        self.story_table = StoryTable(self.config.events_scored)  # what articles read of candidates
         self.postings: dict[str, dict[str, int]] = {}  # term -> stories using it -> their seq (rank ties)
         self.df: dict[str, int] = {}
         self.docs = 0
@@ -344,6 +347,7 @@ class StoryClusterer:
         self.changes = Changes()
         self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
         warm_up()  # compiled once per process (seconds the first time, then from numba's cache)
+        warm_up_stories()
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
@@ -411,9 +415,8 @@ class StoryClusterer:
     ) -> np.ndarray:
         stories = [self.stories[s] for s in story_ids]
         n = len(stories)
-        rows = [r for s in stories for r in s.scored]
-        sims = dot_rows(self.centroids.rows, np.fromiter(rows, np.int64, len(rows)), f.vector)
-        meta = np.fromiter([x for s in stories for x in (s.size, s.last_ts, len(s.scored))], float, 3 * n)
+        rows = np.fromiter([s.row for s in stories], np.int64, n)
+        sims, meta = self.story_table.gather(self.centroids.rows, rows, f.vector)
         counts = _count_matrix([s.terms for s in stories], list(weights))
         w_terms = np.fromiter(weights.values(), float, len(weights))
         ent_weights = self._entity_weights(f.entities)
@@ -421,7 +424,7 @@ class StoryClusterer:
         w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
         no_vote = (0.0, 0.0)
         knn = np.fromiter([x for sid in story_ids for x in votes.get(sid, no_vote)], float, 2 * n)
-        return join_features(sims, meta.reshape(n, 3), counts, w_terms, ecounts, w_ents, knn.reshape(n, 2), f.timestamp)
+        return join_features(sims, meta, counts, w_terms, ecounts, w_ents, knn.reshape(n, 2), f.timestamp)
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""
@@ -550,7 +553,7 @@ class StoryClusterer:
         dst.past_events = (dst.past_events + src.past_events)[-50:]
         dst.events = live[-k:]
         dst.event_count += src.event_count
-        dst.refresh_events(self.events, k)
+        self._refresh(dst)
         self.merged[source] = (into, timestamp)
         self._oldest_merge = min(self._oldest_merge, timestamp)
         self.stories.move_to_end(into)
@@ -577,7 +580,7 @@ class StoryClusterer:
                 event_decision = "join"
             decision, score_out = "join", score
             self._add_to_story(f, story)
-        story.refresh_events(self.events, self.config.events_scored)
+        self._refresh(story)
         self._learn_df(f)
         self.recent.add(f.id, story.id, f.timestamp, f.vector)
         assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)
@@ -660,6 +663,11 @@ class StoryClusterer:
                     }
                 )
         self.stories.move_to_end(story.id)
+
+    def _refresh(self, story: Story) -> None:
+        """After a story changed: what articles score it against, in its object and in the table."""
+        story.refresh_events(self.events, self.config.events_scored)
+        self.story_table.put(story.row, story.size, story.last_ts, story.scored)
 
     def _add_terms(self, story: Story, counts: dict[str, int]) -> None:
         """Count terms into the story's vocabulary, keeping the inverted index and the bound in step."""
@@ -818,7 +826,7 @@ class StoryClusterer:
             event.row = c.centroids.take(len(event.vector_sum))
             c.centroids.put(event.row, event.vector_sum)
         for story in c.stories.values():
-            story.refresh_events(c.events, c.config.events_scored)
+            c._refresh(story)
         c.df, c.docs = dict(data["df"]), data["docs"]
         c.next_story, c.next_event = data["next_story"], data["next_event"]
         c.watermark = data["watermark"] if data["watermark"] is not None else -math.inf

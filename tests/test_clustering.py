@@ -256,3 +256,28 @@ def test_the_inverted_index_is_exactly_the_stories_vocabularies(sample_features)
                     expected.setdefault(t, {})[s.id] = s.seq
             assert c.postings == expected
     assert len(c.stories) > 12
+
+
+def test_the_story_table_is_exactly_what_the_stories_hold(sample_features):
+    """The join features read sizes, last activity and scored rows from the story table, not from
+    the stories: a size not written back after a join or a merge, or a row left with a closed
+    story's entry, would change decisions without failing anything else. Checked through merges,
+    expiry and JSON restores."""
+    config = ClusterConfig(story_ttl_hours=6, event_ttl_hours=2, events_scored=3)
+    model = JoinModel.load("static").with_threshold(0.3, merge_threshold=0.6)  # merges happen
+    c = StoryClusterer(model, config)
+    merges = 0
+    for i, f in enumerate(sample_features):
+        merges += len(c.learn_one(f).merged)
+        if i % 70 == 69:
+            c = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), model, config)
+        if i % 15 == 14:
+            for s in c.stories.values():
+                assert c.story_table.meta[s.row].tolist() == [s.size, s.last_ts, len(s.scored)]
+                assert c.story_table.scored[s.row, : len(s.scored)].tolist() == s.scored
+                assert s.scored == [s.row] + [c.events[e].row for e in s.events[-3:]]
+    assert merges and c.expired_stories  # the paths that change and close stories were taken
+    older, younger = list(c.stories)[:2]
+    c.merge(younger, into=older, timestamp=c.watermark)  # merged directly, with no article after it
+    s = c.stories[older]
+    assert c.story_table.meta[s.row].tolist() == [s.size, s.last_ts, len(s.scored)]
