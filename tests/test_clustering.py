@@ -281,3 +281,30 @@ def test_the_story_table_is_exactly_what_the_stories_hold(sample_features):
     c.merge(younger, into=older, timestamp=c.watermark)  # merged directly, with no article after it
     s = c.stories[older]
     assert c.story_table.meta[s.row].tolist() == [s.size, s.last_ts, len(s.scored)]
+
+
+def test_the_compiled_counts_are_exactly_the_stories_vocabularies_and_names(sample_features):
+    """The join features read the candidates' term and name counts from compiled tables keyed by
+    row, not from the stories: a count left behind by a pruned term, or a closed story whose reused
+    row kept its counts, would change decisions without failing anything else. Checked through
+    pruning, merges, expiry and JSON restores."""
+    config = ClusterConfig(max_story_terms=8, story_ttl_hours=6, event_ttl_hours=2)
+    model = JoinModel.load("static").with_threshold(0.3, merge_threshold=0.6)  # merges happen
+    c = StoryClusterer(model, config)
+    merges = 0
+    for i, f in enumerate(sample_features):
+        merges += len(c.learn_one(f).merged)
+        if i % 70 == 69:
+            c = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), model, config)
+        if i % 15 == 14:
+            stories = list(c.stories.values())
+            rows = [s.row for s in stories]
+            terms = sorted({t for s in stories for t in s.terms} | {"never-used"})
+            names = sorted({e for s in stories for e in s.entities})
+            assert c.term_counts.matrix(rows, terms).tolist() == [[s.terms.get(t, 0) for t in terms] for s in stories]
+            expected = [[s.entities.get(e, 0) for e in names] for s in stories]
+            assert c.name_counts.matrix(rows, names).tolist() == expected
+            # nothing held for rows no live story has (closed ones were cleared)
+            assert len(c.term_counts) == sum(len(s.terms) for s in stories)
+            assert len(c.name_counts) == sum(len(s.entities) for s in stories)
+    assert merges and c.expired_stories  # the paths that close stories were taken
