@@ -40,19 +40,26 @@ def _home(key: np.int64, shift: np.uint64) -> np.int64:  # pragma: no cover - co
     return np.int64((np.uint64(key) * _GOLDEN) >> shift)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _slot(keys: np.ndarray, shift: np.uint64, key: np.int64) -> np.int64:  # pragma: no cover - compiled
+    """Where ``key`` is, or the empty slot where it would go (linear probing)."""
+    mask = np.int64(keys.shape[0] - 1)
+    s = _home(key, shift)
+    while keys[s] != EMPTY and keys[s] != key:
+        s = (s + 1) & mask
+    return s
+
+
 @njit(cache=True, nogil=True)
 def _add(
     keys: np.ndarray, vals: np.ndarray, refs: np.ndarray, shift: np.uint64, row: int, ids: np.ndarray, incs: np.ndarray
 ) -> int:  # pragma: no cover - compiled; exercised through RowCounts
     """Add ``incs[i]`` (all 1 when ``incs`` is empty) to (row, ids[i]); return how many pairs
     were new (each new pair is one more reference to its id)."""
-    mask = np.int64(keys.shape[0] - 1)
     new = 0
     for i in range(ids.shape[0]):
         key = (np.int64(row) << 32) | ids[i]
-        s = _home(key, shift)
-        while keys[s] != EMPTY and keys[s] != key:
-            s = (s + 1) & mask
+        s = _slot(keys, shift, key)
         if keys[s] == EMPTY:
             keys[s] = key
             vals[s] = 0
@@ -74,9 +81,7 @@ def _drop(
     n_freed = 0
     for i in range(ids.shape[0]):
         key = (np.int64(row) << 32) | ids[i]
-        s = _home(key, shift)
-        while keys[s] != EMPTY and keys[s] != key:
-            s = (s + 1) & mask
+        s = _slot(keys, shift, key)
         if keys[s] == EMPTY:
             continue
         found += 1
@@ -105,19 +110,15 @@ def _drop(
 def _matrix(
     keys: np.ndarray, vals: np.ndarray, shift: np.uint64, rows: np.ndarray, ids: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled; exercised through RowCounts
-    mask = np.int64(keys.shape[0] - 1)
     out = np.zeros((rows.shape[0], ids.shape[0]))
     for i in range(rows.shape[0]):
         for j in range(ids.shape[0]):
             if ids[j] < 0:
                 continue
             key = (np.int64(rows[i]) << 32) | ids[j]
-            s = _home(key, shift)
-            while keys[s] != EMPTY:
-                if keys[s] == key:
-                    out[i, j] = vals[s]
-                    break
-                s = (s + 1) & mask
+            s = _slot(keys, shift, key)
+            if keys[s] == key:
+                out[i, j] = vals[s]
     return out
 
 
