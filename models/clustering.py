@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import math
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,10 @@ from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
 from models.kernels import best_event, dot_rows, join_features, warm_up
 from models.neighbours import RecentArticles
+from models.row_counts import RowCounts
+from models.row_counts import warm_up as warm_up_counts
+from models.story_table import StoryTable
+from models.story_table import warm_up as warm_up_stories
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,28 @@ def _counted(counts: dict[str, int], more: dict[str, int], limit: int) -> dict[s
 MAX_SOURCES = 50  # sources counted per story
 MAX_SUMMARY_TERMS = 20  # a story read as one article (the merge check): its most used terms
 MAX_SUMMARY_NAMES = 5  # and names
+
+
+def _tally(
+    mirror: RowCounts, row: int, counts: dict[str, int], more: dict[str, int] | KeysView[str], limit: int
+) -> tuple[dict[str, int], list[str]]:
+    """Count ``more`` (a dict of counts, or distinct keys counted once each) into ``counts``
+    (bounded to ``limit`` keys) and into its compiled mirror at ``row``: (the counts, the keys
+    pruned away)."""
+    if isinstance(more, dict):
+        for k, n in more.items():
+            counts[k] = counts.get(k, 0) + n
+        mirror.add(row, more)
+    else:
+        for k in more:
+            counts[k] = counts.get(k, 0) + 1
+        mirror.add_one(row, more)
+    kept = _bounded(counts, limit)
+    if kept is counts:
+        return counts, []
+    pruned = [k for k in counts if k not in kept]
+    mirror.drop(row, pruned)
+    return kept, pruned
 
 
 def _count_matrix(counts: list[dict[str, int]], keys: list[str]) -> np.ndarray:
@@ -330,6 +356,11 @@ class StoryClusterer:
         self.stories: OrderedDict[str, Story] = OrderedDict()  # least recently active first
         self.events: dict[str, Event] = {}
         self.centroids = CentroidTable()  # every live story's and event's unit centroid
+        # the stories' term and name counts by centroid row: what every article reads of ~20
+        # candidates, mirrored from their dicts into compiled tables
+        self.term_counts = RowCounts()
+        self.name_counts = RowCounts()
+        self.story_table = StoryTable(self.config.events_scored)  # what articles read of candidates
         self.postings: dict[str, dict[str, int]] = {}  # term -> stories using it -> their seq (rank ties)
         self.df: dict[str, int] = {}
         self.docs = 0
@@ -344,6 +375,8 @@ class StoryClusterer:
         self.changes = Changes()
         self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
         warm_up()  # compiled once per process (seconds the first time, then from numba's cache)
+        warm_up_stories()
+        warm_up_counts()
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
@@ -411,17 +444,16 @@ class StoryClusterer:
     ) -> np.ndarray:
         stories = [self.stories[s] for s in story_ids]
         n = len(stories)
-        rows = [r for s in stories for r in s.scored]
-        sims = dot_rows(self.centroids.rows, np.fromiter(rows, np.int64, len(rows)), f.vector)
-        meta = np.fromiter([x for s in stories for x in (s.size, s.last_ts, len(s.scored))], float, 3 * n)
-        counts = _count_matrix([s.terms for s in stories], list(weights))
+        rows = np.fromiter([s.row for s in stories], np.int64, n)
+        sims, meta = self.story_table.gather(self.centroids.rows, rows, f.vector)
+        counts = self.term_counts.matrix(rows, list(weights))
         w_terms = np.fromiter(weights.values(), float, len(weights))
         ent_weights = self._entity_weights(f.entities)
-        ecounts = _count_matrix([s.entities for s in stories], list(ent_weights))
+        ecounts = self.name_counts.matrix(rows, list(ent_weights))
         w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
         no_vote = (0.0, 0.0)
         knn = np.fromiter([x for sid in story_ids for x in votes.get(sid, no_vote)], float, 2 * n)
-        return join_features(sims, meta.reshape(n, 3), counts, w_terms, ecounts, w_ents, knn.reshape(n, 2), f.timestamp)
+        return join_features(sims, meta, counts, w_terms, ecounts, w_ents, knn.reshape(n, 2), f.timestamp)
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""
@@ -522,14 +554,14 @@ class StoryClusterer:
         dst = self.stories[into]
         for t in src.terms:
             self._unpost(t, source)
-        self.centroids.give_back(src.row)
+        self._release_story(src)
         dst.size += src.size
         dst.first_ts = min(dst.first_ts, src.first_ts)
         dst.last_ts = max(dst.last_ts, src.last_ts)
         dst.vector_sum = dst.vector_sum + src.vector_sum
         self.centroids.put(dst.row, dst.vector_sum)
         self._add_terms(dst, src.terms)
-        dst.entities = _counted(dst.entities, src.entities, cfg.max_story_terms // 2)
+        dst.entities, _ = _tally(self.name_counts, dst.row, dst.entities, src.entities, cfg.max_story_terms // 2)
         dst.sources = _counted(dst.sources, src.sources, MAX_SOURCES)
         for hour, n in src.hourly.items():
             dst.hourly[hour] = dst.hourly.get(hour, 0) + n
@@ -550,7 +582,7 @@ class StoryClusterer:
         dst.past_events = (dst.past_events + src.past_events)[-50:]
         dst.events = live[-k:]
         dst.event_count += src.event_count
-        dst.refresh_events(self.events, k)
+        self._refresh(dst)
         self.merged[source] = (into, timestamp)
         self._oldest_merge = min(self._oldest_merge, timestamp)
         self.stories.move_to_end(into)
@@ -577,7 +609,7 @@ class StoryClusterer:
                 event_decision = "join"
             decision, score_out = "join", score
             self._add_to_story(f, story)
-        story.refresh_events(self.events, self.config.events_scored)
+        self._refresh(story)
         self._learn_df(f)
         self.recent.add(f.id, story.id, f.timestamp, f.vector)
         assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)
@@ -638,8 +670,10 @@ class StoryClusterer:
         story.size += 1
         story.last_ts = max(story.last_ts, f.timestamp)
         self.centroids.add(story.row, story.vector_sum, f.vector)
-        self._add_terms(story, dict.fromkeys(f.terms, 1))
-        story.entities = _counted(story.entities, dict.fromkeys(f.entities, 1), cfg.max_story_terms // 2)
+        self._add_terms(story, f.terms.keys())
+        story.entities, _ = _tally(
+            self.name_counts, story.row, story.entities, dict.fromkeys(f.entities, 1).keys(), cfg.max_story_terms // 2
+        )
         if f.source:
             story.sources = _counted(story.sources, {f.source: 1}, MAX_SOURCES)
         story.titles = (story.titles + [(f.title, sorted(f.terms))])[-cfg.max_titles :]
@@ -661,17 +695,25 @@ class StoryClusterer:
                 )
         self.stories.move_to_end(story.id)
 
-    def _add_terms(self, story: Story, counts: dict[str, int]) -> None:
+    def _refresh(self, story: Story) -> None:
+        """After a story changed: what articles score it against, in its object and in the table."""
+        story.refresh_events(self.events, self.config.events_scored)
+        self.story_table.put(story.row, story.size, story.last_ts, story.scored)
+
+    def _add_terms(self, story: Story, counts: dict[str, int] | KeysView[str]) -> None:
         """Count terms into the story's vocabulary, keeping the inverted index and the bound in step."""
-        for t, n in counts.items():
+        for t in counts:
             if t not in story.terms:
                 self.postings.setdefault(t, {})[story.id] = story.seq
-            story.terms[t] = story.terms.get(t, 0) + n
-        pruned = _bounded(story.terms, self.config.max_story_terms)
-        if pruned is not story.terms:
-            for t in story.terms.keys() - pruned.keys():
-                self._unpost(t, story.id)
-            story.terms = pruned
+        story.terms, pruned = _tally(self.term_counts, story.row, story.terms, counts, self.config.max_story_terms)
+        for t in pruned:
+            self._unpost(t, story.id)
+
+    def _release_story(self, story: Story) -> None:
+        """Give a closed story's row back, its counts first (the row is reused)."""
+        self.term_counts.drop(story.row, story.terms)
+        self.name_counts.drop(story.row, story.entities)
+        self.centroids.give_back(story.row)
 
     def _learn_df(self, f: ArticleFeatures) -> None:
         self.docs += 1
@@ -710,7 +752,7 @@ class StoryClusterer:
             del self.stories[sid]
             for t in story.terms:
                 self._unpost(t, sid)
-            self.centroids.give_back(story.row)
+            self._release_story(story)
             for eid in story.events[-self.config.events_scored :]:
                 event = self.events.pop(eid, None)
                 if event is not None:
@@ -811,6 +853,8 @@ class StoryClusterer:
             c.stories[story.id] = story
             story.row = c.centroids.take(len(story.vector_sum))
             c.centroids.put(story.row, story.vector_sum)
+            c.term_counts.add(story.row, story.terms)
+            c.name_counts.add(story.row, story.entities)
             for t in story.terms:
                 c.postings.setdefault(t, {})[story.id] = story.seq
         c.events = {e["id"]: Event.from_dict(e) for e in data["events"]}
@@ -818,7 +862,7 @@ class StoryClusterer:
             event.row = c.centroids.take(len(event.vector_sum))
             c.centroids.put(event.row, event.vector_sum)
         for story in c.stories.values():
-            story.refresh_events(c.events, c.config.events_scored)
+            c._refresh(story)
         c.df, c.docs = dict(data["df"]), data["docs"]
         c.next_story, c.next_event = data["next_story"], data["next_event"]
         c.watermark = data["watermark"] if data["watermark"] is not None else -math.inf

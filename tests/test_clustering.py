@@ -256,3 +256,52 @@ def test_the_inverted_index_is_exactly_the_stories_vocabularies(sample_features)
                     expected.setdefault(t, {})[s.id] = s.seq
             assert c.postings == expected
     assert len(c.stories) > 12
+
+
+def churned(features, config: ClusterConfig):
+    """The clusterer every 15 articles of a stream run with merges, expiry and a JSON restore every
+    70 articles: the paths that change and close stories. Fails unless merges and expiry happened."""
+    model = JoinModel.load("static").with_threshold(0.3, merge_threshold=0.6)  # merges happen
+    c = StoryClusterer(model, config)
+    merges = 0
+    for i, f in enumerate(features):
+        merges += len(c.learn_one(f).merged)
+        if i % 70 == 69:
+            c = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), model, config)
+        if i % 15 == 14:
+            yield c
+    assert merges and c.expired_stories
+    yield c
+
+
+def test_the_story_table_is_exactly_what_the_stories_hold(sample_features):
+    """The join features read sizes, last activity and scored rows from the story table, not from
+    the stories: a size not written back after a join or a merge, or a row left with a closed
+    story's entry, would change decisions without failing anything else. Checked through merges,
+    expiry and JSON restores."""
+    for c in churned(sample_features, ClusterConfig(story_ttl_hours=6, event_ttl_hours=2, events_scored=3)):
+        for s in c.stories.values():
+            assert c.story_table.meta[s.row].tolist() == [s.size, s.last_ts, len(s.scored)]
+            assert c.story_table.scored[s.row, : len(s.scored)].tolist() == s.scored
+            assert s.scored == [s.row] + [c.events[e].row for e in s.events[-3:]]
+    older, younger = list(c.stories)[:2]  # the last clusterer churned() gave
+    c.merge(younger, into=older, timestamp=c.watermark)  # merged directly, with no article after it
+    s = c.stories[older]
+    assert c.story_table.meta[s.row].tolist() == [s.size, s.last_ts, len(s.scored)]
+
+
+def test_the_compiled_counts_are_exactly_the_stories_vocabularies_and_names(sample_features):
+    """The join features read the candidates' term and name counts from compiled tables keyed by
+    row, not from the stories: a count left behind by a pruned term, or a closed story whose reused
+    row kept its counts, would change decisions without failing anything else. Checked through
+    pruning, merges, expiry and JSON restores."""
+    for c in churned(sample_features, ClusterConfig(max_story_terms=8, story_ttl_hours=6, event_ttl_hours=2)):
+        stories = list(c.stories.values())
+        rows = [s.row for s in stories]
+        terms = sorted({t for s in stories for t in s.terms} | {"never-used"})
+        names = sorted({e for s in stories for e in s.entities})
+        assert c.term_counts.matrix(rows, terms).tolist() == [[s.terms.get(t, 0) for t in terms] for s in stories]
+        assert c.name_counts.matrix(rows, names).tolist() == [[s.entities.get(e, 0) for e in names] for s in stories]
+        # nothing held for rows no live story has (closed ones were cleared)
+        assert len(c.term_counts) == sum(len(s.terms) for s in stories)
+        assert len(c.name_counts) == sum(len(s.entities) for s in stories)

@@ -1,0 +1,123 @@
+"""The cluster step of this checkout against another git ref, in one process, article by article.
+
+    python bench/cluster_ab.py [--ref main] [--events 10000] [--articles 4000] [--markdown]
+
+Why paired: on this shared machine the same command gave rates up to ±30 % apart within an hour,
+so two versions run one after the other could not tell a 10 % change from the noise. Here the
+ref's ``models/`` is exported (``git archive``) under another package name, both clusterers
+are built on the same synthetic state (``bench/cluster_speed.py``'s), and every article goes to
+both, in alternating order, each call timed alone: whatever the machine does, both see it. The
+table gives each one's articles/s per quarter of the stream, their ratio, and whether every
+decision (story, event, score) was the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench._table import show  # noqa: E402
+from bench.cluster_speed import DIM, synthetic  # noqa: E402
+
+ALIAS = "models_ref"
+
+
+def export_models(ref: str, into: Path) -> None:
+    """``ref``'s ``models/`` as the package ``models_ref`` in ``into`` (its imports rewritten)."""
+    try:
+        data = subprocess.run(["git", "archive", ref, "models"], cwd=REPO, capture_output=True, check=True).stdout
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"cluster_ab: git cannot export {ref!r} ({e.stderr.decode().strip()}); pass --ref a commit or branch")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    (into / "models").rename(into / ALIAS)
+    pattern = re.compile(r"\b(from|import) models(\.|\s)")
+    for path in (into / ALIAS).rglob("*.py"):
+        path.write_text(pattern.sub(rf"\1 {ALIAS}\2", path.read_text()))
+
+
+def build(package: str) -> Any:
+    """An empty clusterer of ``package`` (``models`` or the exported ref), as cluster_speed builds it."""
+    clustering: ModuleType = importlib.import_module(f"{package}.clustering")
+    join_model: ModuleType = importlib.import_module(f"{package}.join_model")
+    config = clustering.ClusterConfig(story_ttl_hours=10_000, event_ttl_hours=10_000)
+    return clustering.StoryClusterer(join_model.JoinModel.load("static"), config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", default="main", help="the git ref to compare against (default: main)")
+    parser.add_argument("--events", type=int, default=10_000, help="active events in the state first")
+    parser.add_argument("--articles", type=int, default=4_000, help="articles timed (in four quarters)")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    if args.events < 1 or args.articles < 4:
+        sys.exit("cluster_ab: --events must be ≥ 1 and --articles ≥ 4")
+    with tempfile.TemporaryDirectory() as tmp:
+        export_models(args.ref, Path(tmp))
+        sys.path.insert(0, tmp)
+        rng = np.random.default_rng(1)
+        topics = rng.normal(size=(args.events, DIM)).astype(np.float32)
+        topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+        fill = synthetic(args.events, 0, rng, topics)
+        stream = synthetic(args.articles, args.events, rng, topics)
+        ref, this = build(ALIAS), build("models")
+        for f in fill:  # one event per story, as in bench/cluster_speed.py
+            ref.apply(f, None)
+            this.apply(f, None)
+        spent = np.zeros((2, args.articles))
+        same = True
+        with threadpool_limits(1, user_api="blas"):
+            for i, f in enumerate(stream):
+                order = (0, 1) if i % 2 else (1, 0)
+                out: list[Any] = [None, None]
+                for k in order:
+                    clusterer = (ref, this)[k]
+                    start = time.perf_counter()
+                    out[k] = clusterer.learn_one(f)
+                    spent[k, i] = time.perf_counter() - start
+                a, b = out
+                same &= (a.story_id, a.event_id, a.score) == (b.story_id, b.event_id, b.score)
+    rows = []
+    for part in np.array_split(np.arange(args.articles), 4):
+        ref_rate, this_rate = (len(part) / spent[k, part].sum() for k in (0, 1))
+        rows.append(
+            {
+                "articles": f"{part[0] + 1:,}–{part[-1] + 1:,}",
+                f"{args.ref} art/s": round(ref_rate),
+                "this checkout art/s": round(this_rate),
+                "ratio": f"{this_rate / ref_rate:.3f}",
+            }
+        )
+    ref_rate, this_rate = (args.articles / spent[k].sum() for k in (0, 1))
+    rows.append(
+        {
+            "articles": "all",
+            f"{args.ref} art/s": round(ref_rate),
+            "this checkout art/s": round(this_rate),
+            "ratio": f"{this_rate / ref_rate:.3f}",
+        }
+    )
+    title = f"cluster step, {args.events:,} active events, this checkout vs {args.ref}; same decisions: {same}"
+    show(title, rows, args.markdown)
+    if not same:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
