@@ -180,8 +180,8 @@ def _tally(
 
 
 def _count_matrix(counts: list[dict[str, int]], keys: list[str]) -> np.ndarray:
-    """``counts[i].get(keys[j], 0)`` as a float matrix (~20 candidate stories × ~40 article terms,
-    per article: the largest share of the features' cost)."""
+    """``counts[i].get(keys[j], 0)`` as a float matrix: the chosen story's ≤ 6 events × the
+    article's terms (the candidates' counts are read from ``models.row_counts`` instead)."""
     flat = [c.get(k, 0) for c in counts for k in keys]  # a plain comprehension beat map/chain here
     return np.fromiter(flat, float, len(flat)).reshape(len(counts), len(keys))
 
