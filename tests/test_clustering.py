@@ -124,11 +124,9 @@ def test_a_long_running_story_keeps_a_bounded_list_of_event_ids_and_counts_them_
 
 def _state_is_consistent(c: StoryClusterer) -> None:
     """Postings, events and the neighbour memory only name live stories, and name all of them."""
-    for term, posting in c.postings.items():
-        for sid in posting:
-            assert sid in c.stories and term in c.stories[sid].terms, (term, sid)
+    assert c.story_at == {s.row: sid for sid, s in c.stories.items()}
     for sid, story in c.stories.items():
-        assert all(sid in c.postings[t] for t in story.terms)
+        assert all(story.row in c.term_counts.rows_of(t) for t in story.terms)
         assert all(c.events[e].story_id == sid for e in story.events if e in c.events)
     assert not {e[2] for e in c.recent.entries()} & set(c.merged)
 
@@ -250,11 +248,14 @@ def test_the_inverted_index_is_exactly_the_stories_vocabularies(sample_features)
         if i % 60 == 59:
             c = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), JoinModel.load("static"), config)
         if i % 20 == 19:
-            expected: dict[str, dict[str, int]] = {}
+            expected: dict[str, set[int]] = {}
             for s in c.stories.values():
                 for t in s.terms:
-                    expected.setdefault(t, {})[s.id] = s.seq
-            assert c.postings == expected
+                    expected.setdefault(t, set()).add(s.row)
+            held = {t: c.term_counts.rows_of(t) for t in expected}
+            assert {t: set(rows) for t, rows in held.items()} == expected
+            assert all(len(rows) == len(set(rows)) for rows in held.values())  # no row listed twice
+            assert c.story_at == {s.row: s.id for s in c.stories.values()}
     assert len(c.stories) > 12
 
 
