@@ -35,8 +35,9 @@ from models import MODEL_VERSION
 from models.centroids import CentroidTable
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.kernels import best_event, dot_rows, join_features, warm_up
+from models.kernels import best_event, dot_rows, join_features, votes_at, warm_up
 from models.neighbours import RecentArticles
+from models.neighbours import warm_up as warm_up_votes
 from models.row_counts import RowCounts
 from models.row_counts import warm_up as warm_up_counts
 from models.story_table import StoryTable
@@ -377,12 +378,13 @@ class StoryClusterer:
         self.merged: dict[str, tuple[str, float]] = {}  # merged story -> (the story it went into, when)
         self._oldest_merge = math.inf  # no merge in ``merged`` is older (checked per article: no scan)
         self.expired_stories = 0
-        self.recent = RecentArticles(self.config.knn_window, self.config.knn_k, resolve=self.resolve)
+        self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
         self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
         warm_up()  # compiled once per process (seconds the first time, then from numba's cache)
         warm_up_stories()
         warm_up_counts()
+        warm_up_votes()
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
@@ -419,25 +421,24 @@ class StoryClusterer:
         top = self.term_counts.top_rows(
             terms.ids, terms.weights, cfg.max_posting_scan, self.story_table.seq, cfg.max_candidates
         )
-        story_at = self.story_at
-        chosen = [story_at[r] for r in top.tolist()]
-        seen = set(chosen)
-        stories = self.stories
-        votes = self.recent.votes(f.vector, stories)
-        for _, _, sid in sorted([(-share, stories[sid].seq, sid) for sid, (share, _) in votes.items()]):
-            if sid not in seen:
-                chosen.append(sid)
-                seen.add(sid)
-        limit = len(chosen) + cfg.recent_candidates
-        for sid in reversed(self.stories):
-            if len(chosen) >= limit:
+        rows = top.tolist()
+        seen = set(rows)
+        votes = self.recent.votes(f.vector, self.story_table.seq)  # nearest articles' stories, best first
+        for r in votes[0].tolist():
+            if r not in seen:
+                rows.append(r)
+                seen.add(r)
+        limit = len(rows) + cfg.recent_candidates
+        for story in reversed(self.stories.values()):
+            if len(rows) >= limit:
                 break
-            if sid not in seen:
-                chosen.append(sid)
-                seen.add(sid)
-        if not chosen:
+            if story.row not in seen:
+                rows.append(story.row)
+                seen.add(story.row)
+        if not rows:
             return Candidates([], np.zeros((0, len(FEATURE_NAMES))))
-        return Candidates(chosen, self._features(f, chosen, terms, votes))
+        story_at = self.story_at
+        return Candidates([story_at[r] for r in rows], self._features(f, rows, terms, votes))
 
     def _weighted(self, weights: dict[str, float]) -> WeightedTerms:
         return WeightedTerms(self.term_counts.ids(list(weights)), np.fromiter(weights.values(), float, len(weights)))
@@ -445,21 +446,20 @@ class StoryClusterer:
     def _features(
         self,
         f: ArticleFeatures,
-        story_ids: list[str],
+        story_rows: list[int],
         terms: WeightedTerms,
-        votes: dict[str, tuple[float, float]],
+        votes: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> np.ndarray:
-        stories = [self.stories[s] for s in story_ids]
-        n = len(stories)
-        rows = np.fromiter([s.row for s in stories], np.int64, n)
+        """The join features of ``f`` against the stories on ``story_rows``; ``votes`` is what
+        ``RecentArticles.votes`` gave for it."""
+        n = len(story_rows)
+        rows = np.fromiter(story_rows, np.int64, n)
         sims, meta = self.story_table.gather(self.centroids.rows, rows, f.vector)
         counts = self.term_counts.matrix_of(rows, terms.ids)
         ent_weights = self._entity_weights(f.entities)
         ecounts = self.name_counts.matrix(rows, list(ent_weights))
         w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
-        no_vote = (0.0, 0.0)
-        knn = np.fromiter([x for sid in story_ids for x in votes.get(sid, no_vote)], float, 2 * n)
-        return join_features(sims, meta, counts, terms.weights, ecounts, w_ents, knn.reshape(n, 2), f.timestamp)
+        return join_features(sims, meta, counts, terms.weights, ecounts, w_ents, votes_at(rows, *votes), f.timestamp)
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""
@@ -531,9 +531,15 @@ class StoryClusterer:
             dict(top_terms),
             [e for e, n in names if n * 5 >= small.size],  # names at least a fifth of its articles use
         )
-        votes = self.recent.votes(summary.vector, self.stories)
-        x = self._features(summary, [big.id], self._weighted(self._term_weights(summary.terms)), votes)
+        votes = self.recent.votes(summary.vector, self.story_table.seq)
+        x = self._features(summary, [big.row], self._weighted(self._term_weights(summary.terms)), votes)
         return float(self.model.probability(x)[0]) >= self.model.threshold
+
+    def _label(self, story_id: str) -> tuple[str, int, int]:
+        """(the story ``story_id`` lives on as, its row, its seq); row -1 when it is gone."""
+        story = self.resolve(story_id)
+        live = self.stories.get(story)
+        return (story, live.row, live.seq) if live is not None else (story, -1, -1)
 
     def resolve(self, story_id: str) -> str:
         """The story a (possibly merged) story id lives on as.
@@ -587,6 +593,7 @@ class StoryClusterer:
         dst.events = live[-k:]
         dst.event_count += src.event_count
         self._refresh(dst)
+        self.recent.relabel(src.seq, into, dst.row, dst.seq)
         self.merged[source] = (into, timestamp)
         self._oldest_merge = min(self._oldest_merge, timestamp)
         self.stories.move_to_end(into)
@@ -615,7 +622,7 @@ class StoryClusterer:
             self._add_to_story(f, story)
         self._refresh(story)
         self._learn_df(f)
-        self.recent.add(f.id, story.id, f.timestamp, f.vector)
+        self.recent.add(f.id, story.id, story.row, story.seq, f.timestamp, f.vector)
         assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)
         self.assigned[f.id] = assignment
         self.changes.stories.add(story.id)
@@ -715,6 +722,7 @@ class StoryClusterer:
         self.term_counts.drop(story.row, story.terms)
         self.name_counts.drop(story.row, story.entities)
         del self.story_at[story.row]
+        self.story_table.clear(story.row)
         self.centroids.give_back(story.row)
 
     def _learn_df(self, f: ArticleFeatures) -> None:
@@ -863,5 +871,5 @@ class StoryClusterer:
         c.expired_stories = data.get("expired_stories", 0)
         c.merged = {s: (m[0], float(m[1])) for s, m in data.get("merged", {}).items()}
         c._oldest_merge = min((m[1] for m in c.merged.values()), default=math.inf)
-        c.recent.restore(data.get("recent", []))  # stories merged since an entry was stored: resolved on use
+        c.recent.restore(data.get("recent", []), c._label)  # stories merged since an entry was stored: resolved
         return c

@@ -88,6 +88,26 @@ def join_features(
     return out
 
 
+@njit(cache=True, nogil=True)
+def votes_at(
+    rows: np.ndarray, vote_rows: np.ndarray, shares: np.ndarray, bests: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """``out[i]`` = (share, best cosine) of the nearest-neighbour vote for the story on ``rows[i]``,
+    (0, 0) when its articles are not among the nearest (``models.neighbours`` gives the votes).
+
+    >>> votes_at(np.array([4, 2]), np.array([2]), np.array([1.0]), np.array([0.5])).tolist()
+    [[0.0, 0.0], [1.0, 0.5]]
+    """
+    out = np.zeros((rows.shape[0], 2))
+    for i in range(rows.shape[0]):
+        for j in range(vote_rows.shape[0]):
+            if vote_rows[j] == rows[i]:
+                out[i, 0] = shares[j]
+                out[i, 1] = bests[j]
+                break
+    return out
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def dot_rows(table: np.ndarray, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """``table[rows] @ vector`` without gathering the rows into a new matrix first. (``fastmath``
@@ -321,6 +341,7 @@ def warm_up() -> None:
     logistic(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones(N_FEATURES), 0.0)
     best_event(sims, np.ones((1, 2)), row, one, 0.0)
     top_k(sims, 1)
+    votes_at(np.zeros(1, np.int64), np.zeros(1, np.int64), one, one)
     codes, scales, slack = np.zeros((1, 2), np.int8), np.zeros(1), np.zeros((1, 2))
     quantise_into(sims, codes, scales, slack, 0)
     nearest(table, codes, scales, slack, 1, sims, 1)

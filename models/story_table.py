@@ -68,6 +68,10 @@ class StoryTable:
         self.meta[row] = (size, last_ts, m)
         self.scored[row, :m] = scored
 
+    def clear(self, row: int) -> None:
+        """The story on ``row`` closed: nothing that labels a story by (row, seq) may find it alive."""
+        self.seq[row] = -1
+
     def gather(self, centroids: np.ndarray, cand: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The article's cosine to each candidate's scored rows, candidate after candidate, and the
         candidates' (articles, last active time, scored rows): what ``kernels.join_features`` reads."""
