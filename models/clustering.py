@@ -35,7 +35,7 @@ from models import MODEL_VERSION
 from models.centroids import CentroidTable
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.kernels import best_event, dot_rows, join_features, votes_at, warm_up
+from models.kernels import best_event, dot_rows, join_features, tf_idf, votes_at, warm_up
 from models.neighbours import RecentArticles
 from models.neighbours import warm_up as warm_up_votes
 from models.row_counts import RowCounts
@@ -334,10 +334,10 @@ class Changes:
 
 @dataclass(slots=True)
 class WeightedTerms:
-    """An article's (or a story summary's) terms as the compiled tables read them: their ids in
-    the term table (-1: no story uses it) and their weights, in the same order."""
+    """An article's (or a story summary's) terms or names and their tf-idf weights (summing to 1),
+    in the same order: what the compiled tables and kernels read."""
 
-    ids: np.ndarray
+    keys: list[str]
     weights: np.ndarray
 
 
@@ -380,7 +380,7 @@ class StoryClusterer:
         self.expired_stories = 0
         self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
-        self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
+        self._weights_of: tuple[tuple[str, int] | None, WeightedTerms] = (None, WeightedTerms([], np.zeros(0)))
         warm_up()  # compiled once per process (seconds the first time, then from numba's cache)
         warm_up_stories()
         warm_up_counts()
@@ -390,14 +390,13 @@ class StoryClusterer:
     def _idf(self, term: str) -> float:
         return math.log((1.0 + self.docs) / (1.0 + self.df.get(term, 0))) + 1.0
 
-    def _term_weights(self, terms: dict[str, int]) -> dict[str, float]:
-        # _idf inlined (the same expression, so the same bits): a method call per term was most of this
-        log, df, docs = math.log, self.df.get, 1.0 + self.docs
-        weights = {t: (1.0 + log(c)) * (log(docs / (1.0 + df(t, 0))) + 1.0) for t, c in terms.items()}
-        total = sum(weights.values()) or 1.0
-        return {t: w / total for t, w in weights.items()}
+    def _term_weights(self, terms: dict[str, int]) -> WeightedTerms:
+        keys = list(terms)
+        df = self.df.get
+        dfs = np.fromiter([df(t, 0) for t in keys], np.int64, len(keys))
+        return WeightedTerms(keys, tf_idf(np.fromiter(terms.values(), np.int64, len(keys)), dfs, 1.0 + self.docs))
 
-    def _article_weights(self, f: ArticleFeatures) -> dict[str, float]:
+    def _article_weights(self, f: ArticleFeatures) -> WeightedTerms:
         """The article's term weights, computed once per article (retrieval, features and the event
         choice all read them, and the document frequencies do not move in between)."""
         key = (f.id, self.docs)
@@ -405,21 +404,18 @@ class StoryClusterer:
             self._weights_of = (key, self._term_weights(f.terms))
         return self._weights_of[1]
 
-    def _entity_weights(self, names: Iterable[str]) -> dict[str, float]:
-        log, df, docs = math.log, self.df.get, 1.0 + self.docs
-        weights = {e: log(docs / (1.0 + df(e, 0))) + 1.0 for e in names}
-        total = sum(weights.values()) or 1.0
-        return {e: w / total for e, w in weights.items()}
+    def _entity_weights(self, names: Iterable[str]) -> WeightedTerms:
+        return self._term_weights(dict.fromkeys(names, 0))  # count 0: a name weighs its idf alone
 
     def candidates(self, f: ArticleFeatures) -> Candidates:
         """Retrieve candidate stories and compute the join features for each."""
         cfg = self.config
-        weights = self._article_weights(f)
-        terms = self._weighted(weights)
+        terms = self._article_weights(f)
+        term_ids = self.term_counts.ids(terms.keys)
         # the stories sharing the most term weight with the article (ties: the older story), from
         # the postings the term table keeps
         top = self.term_counts.top_rows(
-            terms.ids, terms.weights, cfg.max_posting_scan, self.story_table.seq, cfg.max_candidates
+            term_ids, terms.weights, cfg.max_posting_scan, self.story_table.seq, cfg.max_candidates
         )
         rows = top.tolist()
         seen = set(rows)
@@ -438,28 +434,27 @@ class StoryClusterer:
         if not rows:
             return Candidates([], np.zeros((0, len(FEATURE_NAMES))))
         story_at = self.story_at
-        return Candidates([story_at[r] for r in rows], self._features(f, rows, terms, votes))
-
-    def _weighted(self, weights: dict[str, float]) -> WeightedTerms:
-        return WeightedTerms(self.term_counts.ids(list(weights)), np.fromiter(weights.values(), float, len(weights)))
+        return Candidates([story_at[r] for r in rows], self._features(f, rows, terms, term_ids, votes))
 
     def _features(
         self,
         f: ArticleFeatures,
         story_rows: list[int],
         terms: WeightedTerms,
+        term_ids: np.ndarray,
         votes: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> np.ndarray:
-        """The join features of ``f`` against the stories on ``story_rows``; ``votes`` is what
-        ``RecentArticles.votes`` gave for it."""
+        """The join features of ``f`` against the stories on ``story_rows``; ``term_ids`` are its
+        terms' ids in the term table, ``votes`` what ``RecentArticles.votes`` gave for it."""
         n = len(story_rows)
         rows = np.fromiter(story_rows, np.int64, n)
         sims, meta = self.story_table.gather(self.centroids.rows, rows, f.vector)
-        counts = self.term_counts.matrix_of(rows, terms.ids)
-        ent_weights = self._entity_weights(f.entities)
-        ecounts = self.name_counts.matrix(rows, list(ent_weights))
-        w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
-        return join_features(sims, meta, counts, terms.weights, ecounts, w_ents, votes_at(rows, *votes), f.timestamp)
+        counts = self.term_counts.matrix_of(rows, term_ids)
+        names = self._entity_weights(f.entities)
+        ecounts = self.name_counts.matrix(rows, names.keys)
+        return join_features(
+            sims, meta, counts, terms.weights, ecounts, names.weights, votes_at(rows, *votes), f.timestamp
+        )
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""
@@ -532,7 +527,8 @@ class StoryClusterer:
             [e for e, n in names if n * 5 >= small.size],  # names at least a fifth of its articles use
         )
         votes = self.recent.votes(summary.vector, self.story_table.seq)
-        x = self._features(summary, [big.row], self._weighted(self._term_weights(summary.terms)), votes)
+        terms = self._term_weights(summary.terms)
+        x = self._features(summary, [big.row], terms, self.term_counts.ids(terms.keys), votes)
         return float(self.model.probability(x)[0]) >= self.model.threshold
 
     def _label(self, story_id: str) -> tuple[str, int, int]:
@@ -637,8 +633,8 @@ class StoryClusterer:
         i, sim = best_event(
             dot_rows(self.centroids.rows, np.fromiter(rows, np.int64, len(rows)), f.vector),
             meta.reshape(len(events), 2),
-            _count_matrix([ev.terms for ev in events], list(weights)),
-            np.fromiter(weights.values(), float, len(weights)),
+            _count_matrix([ev.terms for ev in events], weights.keys),
+            weights.weights,
             f.timestamp - self.config.event_ttl_hours * 3600,
         )
         if i < 0 or sim < self.config.event_threshold:
