@@ -345,8 +345,13 @@ class WeightedTerms:
 class Candidates:
     """Stories scored for one article: ids and the feature matrix the join model reads."""
 
-    story_ids: list[str]
-    features: np.ndarray  # (len(story_ids), len(FEATURE_NAMES))
+    rows: list[int]  # the stories' rows (their ids are looked up only where needed: ~20 misses in a big map)
+    features: np.ndarray  # (len(rows), len(FEATURE_NAMES))
+    story_at: dict[int, str]  # row -> story id, the clusterer's
+
+    @property
+    def story_ids(self) -> list[str]:
+        return [self.story_at[r] for r in self.rows]
 
 
 class StoryClusterer:
@@ -431,10 +436,7 @@ class StoryClusterer:
             if story.row not in seen:
                 rows.append(story.row)
                 seen.add(story.row)
-        if not rows:
-            return Candidates([], np.zeros((0, len(FEATURE_NAMES))))
-        story_at = self.story_at
-        return Candidates([story_at[r] for r in rows], self._features(f, rows, terms, term_ids, votes))
+        return Candidates(rows, self._features(f, rows, terms, term_ids, votes), self.story_at)
 
     def _features(
         self,
@@ -468,7 +470,7 @@ class StoryClusterer:
         """(story to join or None, its probability, a second story the article also joins so surely
         that the two are one story: ``merge_threshold``)."""
         cands = self.candidates(f)
-        if not cands.story_ids:
+        if not cands.rows:
             return None, 0.0, None
         probs = self.model.probability(cands.features)
         if self.config.entity_veto_names and len(f.entities) >= self.config.entity_veto_names:
@@ -482,7 +484,8 @@ class StoryClusterer:
         if p < self.model.threshold:
             return None, p, None
         merge = len(order) > 1 and probs[order[1]] >= self.model.merge_threshold
-        return cands.story_ids[best], p, cands.story_ids[int(order[1])] if merge else None
+        story_at = self.story_at
+        return story_at[cands.rows[best]], p, story_at[cands.rows[int(order[1])]] if merge else None
 
     # ----------------------------------------------------------------- updating
     def learn_one(self, f: ArticleFeatures) -> Assignment:
