@@ -35,8 +35,9 @@ from models import MODEL_VERSION
 from models.centroids import CentroidTable
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.kernels import best_event, dot_rows, join_features, warm_up
+from models.kernels import best_event, dot_rows, join_features, tf_idf, votes_at, warm_up
 from models.neighbours import RecentArticles
+from models.neighbours import warm_up as warm_up_votes
 from models.row_counts import RowCounts
 from models.row_counts import warm_up as warm_up_counts
 from models.story_table import StoryTable
@@ -159,10 +160,9 @@ MAX_SUMMARY_NAMES = 5  # and names
 
 def _tally(
     mirror: RowCounts, row: int, counts: dict[str, int], more: dict[str, int] | KeysView[str], limit: int
-) -> tuple[dict[str, int], list[str]]:
+) -> dict[str, int]:
     """Count ``more`` (a dict of counts, or distinct keys counted once each) into ``counts``
-    (bounded to ``limit`` keys) and into its compiled mirror at ``row``: (the counts, the keys
-    pruned away)."""
+    (bounded to ``limit`` keys) and into its compiled mirror at ``row``; returns the counts."""
     if isinstance(more, dict):
         for k, n in more.items():
             counts[k] = counts.get(k, 0) + n
@@ -172,11 +172,9 @@ def _tally(
             counts[k] = counts.get(k, 0) + 1
         mirror.add_one(row, more)
     kept = _bounded(counts, limit)
-    if kept is counts:
-        return counts, []
-    pruned = [k for k in counts if k not in kept]
-    mirror.drop(row, pruned)
-    return kept, pruned
+    if kept is not counts:
+        mirror.drop(row, [k for k in counts if k not in kept])
+    return kept
 
 
 def _count_matrix(counts: list[dict[str, int]], keys: list[str]) -> np.ndarray:
@@ -335,11 +333,25 @@ class Changes:
 
 
 @dataclass(slots=True)
+class WeightedTerms:
+    """An article's (or a story summary's) terms or names and their tf-idf weights (summing to 1),
+    in the same order: what the compiled tables and kernels read."""
+
+    keys: list[str]
+    weights: np.ndarray
+
+
+@dataclass(slots=True)
 class Candidates:
     """Stories scored for one article: ids and the feature matrix the join model reads."""
 
-    story_ids: list[str]
-    features: np.ndarray  # (len(story_ids), len(FEATURE_NAMES))
+    rows: list[int]  # the stories' rows (their ids are looked up only where needed: ~20 misses in a big map)
+    features: np.ndarray  # (len(rows), len(FEATURE_NAMES))
+    story_at: dict[int, str]  # row -> story id, the clusterer's
+
+    @property
+    def story_ids(self) -> list[str]:
+        return [self.story_at[r] for r in self.rows]
 
 
 class StoryClusterer:
@@ -361,7 +373,7 @@ class StoryClusterer:
         self.term_counts = RowCounts()
         self.name_counts = RowCounts()
         self.story_table = StoryTable(self.config.events_scored)  # what articles read of candidates
-        self.postings: dict[str, dict[str, int]] = {}  # term -> stories using it -> their seq (rank ties)
+        self.story_at: dict[int, str] = {}  # row -> the story on it (what the compiled tables return)
         self.df: dict[str, int] = {}
         self.docs = 0
         self.next_story = 1
@@ -371,23 +383,25 @@ class StoryClusterer:
         self.merged: dict[str, tuple[str, float]] = {}  # merged story -> (the story it went into, when)
         self._oldest_merge = math.inf  # no merge in ``merged`` is older (checked per article: no scan)
         self.expired_stories = 0
-        self.recent = RecentArticles(self.config.knn_window, self.config.knn_k, resolve=self.resolve)
+        self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
-        self._weights_of: tuple[tuple[str, int] | None, dict[str, float]] = (None, {})
+        self._weights_of: tuple[tuple[str, int] | None, WeightedTerms] = (None, WeightedTerms([], np.zeros(0)))
         warm_up()  # compiled once per process (seconds the first time, then from numba's cache)
         warm_up_stories()
         warm_up_counts()
+        warm_up_votes()
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
         return math.log((1.0 + self.docs) / (1.0 + self.df.get(term, 0))) + 1.0
 
-    def _term_weights(self, terms: dict[str, int]) -> dict[str, float]:
-        weights = {t: (1.0 + math.log(c)) * self._idf(t) for t, c in terms.items()}
-        total = sum(weights.values()) or 1.0
-        return {t: w / total for t, w in weights.items()}
+    def _term_weights(self, terms: dict[str, int]) -> WeightedTerms:
+        keys = list(terms)
+        df = self.df.get
+        dfs = np.fromiter([df(t, 0) for t in keys], np.int64, len(keys))
+        return WeightedTerms(keys, tf_idf(np.fromiter(terms.values(), np.int64, len(keys)), dfs, 1.0 + self.docs))
 
-    def _article_weights(self, f: ArticleFeatures) -> dict[str, float]:
+    def _article_weights(self, f: ArticleFeatures) -> WeightedTerms:
         """The article's term weights, computed once per article (retrieval, features and the event
         choice all read them, and the document frequencies do not move in between)."""
         key = (f.id, self.docs)
@@ -395,65 +409,54 @@ class StoryClusterer:
             self._weights_of = (key, self._term_weights(f.terms))
         return self._weights_of[1]
 
-    def _entity_weights(self, names: Iterable[str]) -> dict[str, float]:
-        weights = {e: self._idf(e) for e in names}
-        total = sum(weights.values()) or 1.0
-        return {e: w / total for e, w in weights.items()}
+    def _entity_weights(self, names: Iterable[str]) -> WeightedTerms:
+        return self._term_weights(dict.fromkeys(names, 0))  # count 0: a name weighs its idf alone
 
     def candidates(self, f: ArticleFeatures) -> Candidates:
         """Retrieve candidate stories and compute the join features for each."""
         cfg = self.config
-        weights = self._article_weights(f)
-        # story -> (summed weight of the article's terms it uses, its seq for ties), the seq taken
-        # from the postings: reading each story's own would reach ~40 objects
-        score: dict[str, tuple[float, int]] = {}
-        for term, w in weights.items():
-            posting = self.postings.get(term)
-            if not posting or len(posting) > cfg.max_posting_scan:
-                continue
-            for sid, story_seq in posting.items():
-                got = score.get(sid)
-                score[sid] = (w, story_seq) if got is None else (got[0] + w, story_seq)
-        stories = self.stories
-        # sorted()[:n] is what nsmallest is defined as, and 5x faster on the ~40 stories scored here
-        ranked = sorted([(-v, story_seq, sid) for sid, (v, story_seq) in score.items()])[: cfg.max_candidates]
-        chosen = [sid for _, _, sid in ranked]
-        seen = set(chosen)
-        votes = self.recent.votes(f.vector, stories)
-        for _, _, sid in sorted([(-share, stories[sid].seq, sid) for sid, (share, _) in votes.items()]):
-            if sid not in seen:
-                chosen.append(sid)
-                seen.add(sid)
-        limit = len(chosen) + cfg.recent_candidates
-        for sid in reversed(self.stories):
-            if len(chosen) >= limit:
+        terms = self._article_weights(f)
+        term_ids = self.term_counts.ids(terms.keys)
+        # the stories sharing the most term weight with the article (ties: the older story), from
+        # the postings the term table keeps
+        top = self.term_counts.top_rows(
+            term_ids, terms.weights, cfg.max_posting_scan, self.story_table.seq, cfg.max_candidates
+        )
+        rows = top.tolist()
+        seen = set(rows)
+        votes = self.recent.votes(f.vector, self.story_table.seq)  # nearest articles' stories, best first
+        for r in votes[0].tolist():
+            if r not in seen:
+                rows.append(r)
+                seen.add(r)
+        limit = len(rows) + cfg.recent_candidates
+        for story in reversed(self.stories.values()):
+            if len(rows) >= limit:
                 break
-            if sid not in seen:
-                chosen.append(sid)
-                seen.add(sid)
-        if not chosen:
-            return Candidates([], np.zeros((0, len(FEATURE_NAMES))))
-        return Candidates(chosen, self._features(f, chosen, weights, votes))
+            if story.row not in seen:
+                rows.append(story.row)
+                seen.add(story.row)
+        return Candidates(rows, self._features(f, rows, terms, term_ids, votes), self.story_at)
 
     def _features(
         self,
         f: ArticleFeatures,
-        story_ids: list[str],
-        weights: dict[str, float],
-        votes: dict[str, tuple[float, float]],
+        story_rows: list[int],
+        terms: WeightedTerms,
+        term_ids: np.ndarray,
+        votes: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> np.ndarray:
-        stories = [self.stories[s] for s in story_ids]
-        n = len(stories)
-        rows = np.fromiter([s.row for s in stories], np.int64, n)
+        """The join features of ``f`` against the stories on ``story_rows``; ``term_ids`` are its
+        terms' ids in the term table, ``votes`` what ``RecentArticles.votes`` gave for it."""
+        n = len(story_rows)
+        rows = np.fromiter(story_rows, np.int64, n)
         sims, meta = self.story_table.gather(self.centroids.rows, rows, f.vector)
-        counts = self.term_counts.matrix(rows, list(weights))
-        w_terms = np.fromiter(weights.values(), float, len(weights))
-        ent_weights = self._entity_weights(f.entities)
-        ecounts = self.name_counts.matrix(rows, list(ent_weights))
-        w_ents = np.fromiter(ent_weights.values(), float, len(ent_weights))
-        no_vote = (0.0, 0.0)
-        knn = np.fromiter([x for sid in story_ids for x in votes.get(sid, no_vote)], float, 2 * n)
-        return join_features(sims, meta, counts, w_terms, ecounts, w_ents, knn.reshape(n, 2), f.timestamp)
+        counts = self.term_counts.matrix_of(rows, term_ids)
+        names = self._entity_weights(f.entities)
+        ecounts = self.name_counts.matrix(rows, names.keys)
+        return join_features(
+            sims, meta, counts, terms.weights, ecounts, names.weights, votes_at(rows, *votes), f.timestamp
+        )
 
     def predict_one(self, f: ArticleFeatures) -> tuple[str | None, float]:
         """The story this article would join (``None``: a new story) and the join probability."""
@@ -467,7 +470,7 @@ class StoryClusterer:
         """(story to join or None, its probability, a second story the article also joins so surely
         that the two are one story: ``merge_threshold``)."""
         cands = self.candidates(f)
-        if not cands.story_ids:
+        if not cands.rows:
             return None, 0.0, None
         probs = self.model.probability(cands.features)
         if self.config.entity_veto_names and len(f.entities) >= self.config.entity_veto_names:
@@ -481,7 +484,8 @@ class StoryClusterer:
         if p < self.model.threshold:
             return None, p, None
         merge = len(order) > 1 and probs[order[1]] >= self.model.merge_threshold
-        return cands.story_ids[best], p, cands.story_ids[int(order[1])] if merge else None
+        story_at = self.story_at
+        return story_at[cands.rows[best]], p, story_at[cands.rows[int(order[1])]] if merge else None
 
     # ----------------------------------------------------------------- updating
     def learn_one(self, f: ArticleFeatures) -> Assignment:
@@ -525,9 +529,16 @@ class StoryClusterer:
             dict(top_terms),
             [e for e, n in names if n * 5 >= small.size],  # names at least a fifth of its articles use
         )
-        votes = self.recent.votes(summary.vector, self.stories)
-        x = self._features(summary, [big.id], self._term_weights(summary.terms), votes)
+        votes = self.recent.votes(summary.vector, self.story_table.seq)
+        terms = self._term_weights(summary.terms)
+        x = self._features(summary, [big.row], terms, self.term_counts.ids(terms.keys), votes)
         return float(self.model.probability(x)[0]) >= self.model.threshold
+
+    def _label(self, story_id: str) -> tuple[str, int, int]:
+        """(the story ``story_id`` lives on as, its row, its seq); row -1 when it is gone."""
+        story = self.resolve(story_id)
+        live = self.stories.get(story)
+        return (story, live.row, live.seq) if live is not None else (story, -1, -1)
 
     def resolve(self, story_id: str) -> str:
         """The story a (possibly merged) story id lives on as.
@@ -552,8 +563,6 @@ class StoryClusterer:
         cfg = self.config
         src = self.stories.pop(source)
         dst = self.stories[into]
-        for t in src.terms:
-            self._unpost(t, source)
         self._release_story(src)
         dst.size += src.size
         dst.first_ts = min(dst.first_ts, src.first_ts)
@@ -561,7 +570,7 @@ class StoryClusterer:
         dst.vector_sum = dst.vector_sum + src.vector_sum
         self.centroids.put(dst.row, dst.vector_sum)
         self._add_terms(dst, src.terms)
-        dst.entities, _ = _tally(self.name_counts, dst.row, dst.entities, src.entities, cfg.max_story_terms // 2)
+        dst.entities = _tally(self.name_counts, dst.row, dst.entities, src.entities, cfg.max_story_terms // 2)
         dst.sources = _counted(dst.sources, src.sources, MAX_SOURCES)
         for hour, n in src.hourly.items():
             dst.hourly[hour] = dst.hourly.get(hour, 0) + n
@@ -583,6 +592,7 @@ class StoryClusterer:
         dst.events = live[-k:]
         dst.event_count += src.event_count
         self._refresh(dst)
+        self.recent.relabel(src.seq, into, dst.row, dst.seq)
         self.merged[source] = (into, timestamp)
         self._oldest_merge = min(self._oldest_merge, timestamp)
         self.stories.move_to_end(into)
@@ -611,7 +621,7 @@ class StoryClusterer:
             self._add_to_story(f, story)
         self._refresh(story)
         self._learn_df(f)
-        self.recent.add(f.id, story.id, f.timestamp, f.vector)
+        self.recent.add(f.id, story.id, story.row, story.seq, f.timestamp, f.vector)
         assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)
         self.assigned[f.id] = assignment
         self.changes.stories.add(story.id)
@@ -626,8 +636,8 @@ class StoryClusterer:
         i, sim = best_event(
             dot_rows(self.centroids.rows, np.fromiter(rows, np.int64, len(rows)), f.vector),
             meta.reshape(len(events), 2),
-            _count_matrix([ev.terms for ev in events], list(weights)),
-            np.fromiter(weights.values(), float, len(weights)),
+            _count_matrix([ev.terms for ev in events], weights.keys),
+            weights.weights,
             f.timestamp - self.config.event_ttl_hours * 3600,
         )
         if i < 0 or sim < self.config.event_threshold:
@@ -640,6 +650,7 @@ class StoryClusterer:
             sid, self.next_story, f.timestamp, f.timestamp, 0, np.zeros(len(f.vector)), {}, {}, [], {}, [], {}
         )
         story.row = self.centroids.take(len(f.vector))
+        self.story_at[story.row] = sid
         self.next_story += 1
         self.stories[sid] = story
         self._add_to_story(f, story)
@@ -671,7 +682,7 @@ class StoryClusterer:
         story.last_ts = max(story.last_ts, f.timestamp)
         self.centroids.add(story.row, story.vector_sum, f.vector)
         self._add_terms(story, f.terms.keys())
-        story.entities, _ = _tally(
+        story.entities = _tally(
             self.name_counts, story.row, story.entities, dict.fromkeys(f.entities, 1).keys(), cfg.max_story_terms // 2
         )
         if f.source:
@@ -698,21 +709,19 @@ class StoryClusterer:
     def _refresh(self, story: Story) -> None:
         """After a story changed: what articles score it against, in its object and in the table."""
         story.refresh_events(self.events, self.config.events_scored)
-        self.story_table.put(story.row, story.size, story.last_ts, story.scored)
+        self.story_table.put(story.row, story.seq, story.size, story.last_ts, story.scored)
 
     def _add_terms(self, story: Story, counts: dict[str, int] | KeysView[str]) -> None:
-        """Count terms into the story's vocabulary, keeping the inverted index and the bound in step."""
-        for t in counts:
-            if t not in story.terms:
-                self.postings.setdefault(t, {})[story.id] = story.seq
-        story.terms, pruned = _tally(self.term_counts, story.row, story.terms, counts, self.config.max_story_terms)
-        for t in pruned:
-            self._unpost(t, story.id)
+        """Count terms into the story's vocabulary (and the term table, whose postings are the
+        inverted index retrieval reads), keeping the bound."""
+        story.terms = _tally(self.term_counts, story.row, story.terms, counts, self.config.max_story_terms)
 
     def _release_story(self, story: Story) -> None:
         """Give a closed story's row back, its counts first (the row is reused)."""
         self.term_counts.drop(story.row, story.terms)
         self.name_counts.drop(story.row, story.entities)
+        del self.story_at[story.row]
+        self.story_table.clear(story.row)
         self.centroids.give_back(story.row)
 
     def _learn_df(self, f: ArticleFeatures) -> None:
@@ -725,13 +734,6 @@ class StoryClusterer:
             # Forget the rarest terms: they matter only inside stories, which keep their own counts.
             keep = sorted(self.df.items(), key=lambda kv: (-kv[1], kv[0]))[: self.config.max_vocabulary // 2]
             self.df = dict(keep)
-
-    def _unpost(self, term: str, story_id: str) -> None:
-        posting = self.postings.get(term)
-        if posting is not None:
-            posting.pop(story_id, None)
-            if not posting:
-                del self.postings[term]
 
     # ----------------------------------------------------------------- expiry
     def _advance(self, ts: float) -> None:
@@ -750,8 +752,6 @@ class StoryClusterer:
             if story.last_ts >= horizon:
                 break
             del self.stories[sid]
-            for t in story.terms:
-                self._unpost(t, sid)
             self._release_story(story)
             for eid in story.events[-self.config.events_scored :]:
                 event = self.events.pop(eid, None)
@@ -853,10 +853,9 @@ class StoryClusterer:
             c.stories[story.id] = story
             story.row = c.centroids.take(len(story.vector_sum))
             c.centroids.put(story.row, story.vector_sum)
+            c.story_at[story.row] = story.id
             c.term_counts.add(story.row, story.terms)
             c.name_counts.add(story.row, story.entities)
-            for t in story.terms:
-                c.postings.setdefault(t, {})[story.id] = story.seq
         c.events = {e["id"]: Event.from_dict(e) for e in data["events"]}
         for event in c.events.values():
             event.row = c.centroids.take(len(event.vector_sum))
@@ -871,5 +870,5 @@ class StoryClusterer:
         c.expired_stories = data.get("expired_stories", 0)
         c.merged = {s: (m[0], float(m[1])) for s, m in data.get("merged", {}).items()}
         c._oldest_merge = min((m[1] for m in c.merged.values()), default=math.inf)
-        c.recent.restore(data.get("recent", []))  # stories merged since an entry was stored: resolved on use
+        c.recent.restore(data.get("recent", []), c._label)  # stories merged since an entry was stored: resolved
         return c

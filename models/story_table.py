@@ -9,7 +9,7 @@ entry (:meth:`StoryTable.put`) whenever it changes one of them.
 
 >>> import numpy as np
 >>> table = StoryTable(events_scored=2)
->>> table.put(4, size=3, last_ts=60.0, scored=[4, 7, 9])  # its centroid row, then its events'
+>>> table.put(4, seq=2, size=3, last_ts=60.0, scored=[4, 7, 9])  # its centroid row, then its events'
 >>> centroids = np.eye(10, 3, dtype=np.float32)
 >>> sims, meta = table.gather(centroids, np.array([4], np.int64), np.ones(3, np.float32))
 >>> sims.tolist(), meta.tolist()
@@ -47,22 +47,30 @@ def _gather(
 
 
 class StoryTable:
-    """Per story row: (articles, last active time, scored rows) and the scored rows themselves
-    (its centroid's, then its most recent events')."""
+    """Per story row: (articles, last active time, scored rows), the scored rows themselves (its
+    centroid's, then its most recent events') and its ``seq`` (the order stories opened in, which
+    breaks ties between equally good candidates)."""
 
     def __init__(self, events_scored: int) -> None:
         self.width = 1 + events_scored
         self.meta = np.zeros((0, 3))
         self.scored = np.zeros((0, self.width), np.int64)
+        self.seq = np.zeros(0, np.int64)
 
-    def put(self, row: int, size: int, last_ts: float, scored: Sequence[int]) -> None:
+    def put(self, row: int, seq: int, size: int, last_ts: float, scored: Sequence[int]) -> None:
         if row >= len(self.meta):
             grow = max(64, 2 * len(self.meta), row + 1)
             self.meta = np.concatenate([self.meta, np.zeros((grow - len(self.meta), 3))])
             self.scored = np.concatenate([self.scored, np.zeros((grow - len(self.scored), self.width), np.int64)])
+            self.seq = np.concatenate([self.seq, np.zeros(grow - len(self.seq), np.int64)])
+        self.seq[row] = seq
         m = len(scored)
         self.meta[row] = (size, last_ts, m)
         self.scored[row, :m] = scored
+
+    def clear(self, row: int) -> None:
+        """The story on ``row`` closed: nothing that labels a story by (row, seq) may find it alive."""
+        self.seq[row] = -1
 
     def gather(self, centroids: np.ndarray, cand: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The article's cosine to each candidate's scored rows, candidate after candidate, and the
@@ -73,5 +81,5 @@ class StoryTable:
 def warm_up() -> None:
     """Compile (or load from numba's cache) the gather before the first article."""
     table = StoryTable(1)
-    table.put(0, 1, 0.0, [0])
+    table.put(0, 1, 1, 0.0, [0])
     table.gather(np.ones((1, 2), np.float32), np.zeros(1, np.int64), np.ones(2, np.float32))

@@ -124,11 +124,9 @@ def test_a_long_running_story_keeps_a_bounded_list_of_event_ids_and_counts_them_
 
 def _state_is_consistent(c: StoryClusterer) -> None:
     """Postings, events and the neighbour memory only name live stories, and name all of them."""
-    for term, posting in c.postings.items():
-        for sid in posting:
-            assert sid in c.stories and term in c.stories[sid].terms, (term, sid)
+    assert c.story_at == {s.row: sid for sid, s in c.stories.items()}
     for sid, story in c.stories.items():
-        assert all(sid in c.postings[t] for t in story.terms)
+        assert all(story.row in c.term_counts.rows_of(t) for t in story.terms)
         assert all(c.events[e].story_id == sid for e in story.events if e in c.events)
     assert not {e[2] for e in c.recent.entries()} & set(c.merged)
 
@@ -140,17 +138,24 @@ def test_merging_two_stories_folds_one_into_the_other():
     rescue = c.apply(ArticleFeatures("b", 60, "rescue", "B", v[1], {"rescue": 1, "chile": 1}, ["santiago"]), None)
     c.apply(ArticleFeatures("c", 120, "more rescue", "B", v[1], {"rescue": 1}, []), rescue.story_id)
     c.drain_changes()
+    stored_before = json.loads(json.dumps(c.recent.entries()))  # a checkpoint from before the merge
     c.merge(rescue.story_id, into=quake.story_id, timestamp=120)
     story = c.stories[quake.story_id]
     assert rescue.story_id not in c.stories and c.resolve(rescue.story_id) == quake.story_id
     assert story.size == 3 and story.terms == {"quake": 1, "chile": 2, "rescue": 2}  # articles using each
     assert story.entities == {"chile": 1, "santiago": 1} and len(story.events) == 2
-    assert set(c.recent.votes(v[1])) == {quake.story_id}  # the rescue articles now vote for the merged story
+    voted = c.recent.votes(v[1], c.story_table.seq)[0].tolist()
+    assert voted == [story.row]  # the rescue articles now vote for the merged story
     changes = c.drain_changes()
     assert changes.removed_stories == {rescue.story_id} and changes.stories == {quake.story_id}
     _state_is_consistent(c)
     restored = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), JoinModel.load("static"))
     assert restored.resolve(rescue.story_id) == quake.story_id and restored.stories[quake.story_id].size == 3
+    # neighbours stored before the merge (the stream layer keeps each article's entry as it was
+    # written) vote for the story they went into once restored, and are stored as it again
+    late = StoryClusterer.from_dict({**json.loads(json.dumps(c.to_dict())), "recent": stored_before}, c.model)
+    assert late.recent.votes(v[1], late.story_table.seq)[0].tolist() == [late.stories[quake.story_id].row]
+    assert late.recent.entries() == c.recent.entries()
     # the merge is forgotten with the articles it concerned, after the story TTL
     c.expire(120 + c.config.story_ttl_hours * 3600 + 1)
     assert not c.merged
@@ -250,11 +255,14 @@ def test_the_inverted_index_is_exactly_the_stories_vocabularies(sample_features)
         if i % 60 == 59:
             c = StoryClusterer.from_dict(json.loads(json.dumps(c.to_dict())), JoinModel.load("static"), config)
         if i % 20 == 19:
-            expected: dict[str, dict[str, int]] = {}
+            expected: dict[str, set[int]] = {}
             for s in c.stories.values():
                 for t in s.terms:
-                    expected.setdefault(t, {})[s.id] = s.seq
-            assert c.postings == expected
+                    expected.setdefault(t, set()).add(s.row)
+            held = {t: c.term_counts.rows_of(t) for t in expected}
+            assert {t: set(rows) for t, rows in held.items()} == expected
+            assert all(len(rows) == len(set(rows)) for rows in held.values())  # no row listed twice
+            assert c.story_at == {s.row: s.id for s in c.stories.values()}
     assert len(c.stories) > 12
 
 
@@ -288,6 +296,26 @@ def test_the_story_table_is_exactly_what_the_stories_hold(sample_features):
     c.merge(younger, into=older, timestamp=c.watermark)  # merged directly, with no article after it
     s = c.stories[older]
     assert c.story_table.meta[s.row].tolist() == [s.size, s.last_ts, len(s.scored)]
+
+
+def test_the_neighbour_memory_labels_each_article_with_its_live_story(sample_features):
+    """Votes are counted by (row, seq) labels, checked against the story table: a merged story's
+    articles not relabelled, a closed story's row left alive in the table, or a restore that
+    labels by the stored id without following merges, would give votes to the wrong story (or
+    to none) without failing anything else. Checked through merges, expiry and JSON restores."""
+    for c in churned(sample_features, ClusterConfig(story_ttl_hours=6, event_ttl_hours=2)):
+        live = {s.seq for s in c.stories.values()}
+        assert {int(x) for x in c.story_table.seq} - {-1, 0} <= live  # closed stories' rows cleared
+        for slot, story_id in enumerate(c.recent._stories):
+            if not story_id:
+                continue
+            row, seq = int(c.recent._rows[slot]), int(c.recent._seqs[slot])
+            assert story_id not in c.merged  # stored (and voted) as the story it went into
+            story = c.stories.get(story_id)
+            if story is None:  # expired: it must not vote
+                assert row < 0 or c.story_table.seq[row] != seq
+            else:
+                assert (row, seq) == (story.row, story.seq) and c.story_table.seq[row] == seq
 
 
 def test_the_compiled_counts_are_exactly_the_stories_vocabularies_and_names(sample_features):
