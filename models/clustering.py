@@ -393,6 +393,8 @@ class StoryClusterer:
 
     # ----------------------------------------------------------------- scoring
     def _idf(self, term: str) -> float:
+        """The idf ``kernels.tf_idf`` computes for the cluster step, one term at a time (story
+        snapshots and the report read it)."""
         return math.log((1.0 + self.docs) / (1.0 + self.df.get(term, 0))) + 1.0
 
     def _term_weights(self, terms: dict[str, int]) -> WeightedTerms:
