@@ -621,7 +621,10 @@ class StoryClusterer:
                 event_decision = "join"
             decision, score_out = "join", score
             self._add_to_story(f, story)
-        self._refresh(story)
+        if event_decision == "join":  # the story's events (its scored rows) are as they were
+            self.story_table.touch(story.row, story.size, story.last_ts)
+        else:
+            self._refresh(story)
         self._learn_df(f)
         self.recent.add(f.id, story.id, story.row, story.seq, f.timestamp, f.vector)
         assignment = Assignment(f.id, event.id, story.id, float(score_out), decision, event_decision, f.timestamp)

@@ -78,6 +78,30 @@ def _tally_votes(
     return rows[order], share[order], best[order]
 
 
+@njit(cache=True, nogil=True)
+def _store(
+    vectors: np.ndarray,
+    codes: np.ndarray,
+    scales: np.ndarray,
+    slack: np.ndarray,
+    times: np.ndarray,
+    rows: np.ndarray,
+    seqs: np.ndarray,
+    slot: int,
+    vector: np.ndarray,
+    timestamp: float,
+    row: int,
+    seq: int,
+) -> None:  # pragma: no cover - compiled; exercised through RecentArticles
+    """Write one article into ``slot``: its vector, int8 codes, time and story label."""
+    for j in range(vector.shape[0]):
+        vectors[slot, j] = vector[j]
+    quantise_into(vectors[slot], codes, scales, slack, slot)
+    times[slot] = timestamp
+    rows[slot] = row
+    seqs[slot] = seq
+
+
 class RecentArticles:
     """The last ``window`` articles' unit vectors and stories; ``k`` of them vote per query."""
 
@@ -124,10 +148,20 @@ class RecentArticles:
     ) -> None:
         slot = seq % self.window
         self._slot_of.pop(self._ids[slot], None)
-        self._vectors[slot] = vector
-        quantise_into(self._vectors[slot], self._codes, self._scales, self._slack, slot)
-        self._times[slot] = timestamp
-        self._rows[slot], self._seqs[slot] = row, story_seq
+        _store(
+            self._vectors,
+            self._codes,
+            self._scales,
+            self._slack,
+            self._times,
+            self._rows,
+            self._seqs,
+            slot,
+            vector,
+            timestamp,
+            row,
+            story_seq,
+        )
         self._stories[slot] = story_id
         self._ids[slot] = article_id
         self._slot_of[article_id] = slot

@@ -68,6 +68,13 @@ class StoryTable:
         self.meta[row] = (size, last_ts, m)
         self.scored[row, :m] = scored
 
+    def touch(self, row: int, size: int, last_ts: float) -> None:
+        """The story on ``row`` took an article into an event it already had: only its size and
+        last activity moved."""
+        meta = self.meta[row]
+        meta[0] = size
+        meta[1] = last_ts
+
     def clear(self, row: int) -> None:
         """The story on ``row`` closed: nothing that labels a story by (row, seq) may find it alive."""
         self.seq[row] = -1
