@@ -111,9 +111,9 @@ def main() -> None:
             fill = synthetic(args.events, 0, rng, topics)
             stream = synthetic(args.articles, args.events, rng, topics)
         rows, spent, same = [], np.zeros(2), True
+        clock = time.thread_time if args.clock == "cpu" else time.perf_counter
         for run in range(args.repeats):
             this_first = run % 2 == 1
-            clock = time.thread_time if args.clock == "cpu" else time.perf_counter
             seconds, agreed = paired_run(fill, stream, args.embedder, args.stream is None, this_first, clock)
             spent += seconds
             same &= agreed

@@ -372,9 +372,9 @@ class RowCounts:
 
     def drop(self, row: int, keys: Iterable[str]) -> None:
         """Forget ``row``'s counts of ``keys`` (all of them when its object closes)."""
-        get = self._ids.get
-        known = [i for i in (get(k, -1) for k in keys) if i >= 0]
-        if not known:
+        ids = self.ids(list(keys))
+        known = ids[ids >= 0]
+        if not len(known):
             return
         found, freed = _drop(
             self._keys,
@@ -385,7 +385,7 @@ class RowCounts:
             self._pool,
             self._start,
             row,
-            np.asarray(known, np.int64),
+            known,
         )
         self._pairs -= found
         for i in freed.tolist():
