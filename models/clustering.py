@@ -35,7 +35,7 @@ from models import MODEL_VERSION
 from models.centroids import CentroidTable
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.kernels import best_event, dot_rows, join_features, tf_idf, votes_at, warm_up
+from models.kernels import best_event, best_two, dot_rows, join_features, tf_idf, votes_at, warm_up
 from models.neighbours import RecentArticles
 from models.neighbours import warm_up as warm_up_votes
 from models.row_counts import RowCounts
@@ -480,14 +480,13 @@ class StoryClusterer:
             # close the wording ("Kansas City parade shooting" vs "Crocus City Hall shooting").
             novel = cands.features[:, FEATURE_NAMES.index("novel_entities")]
             probs = np.where(novel >= 0.999, 0.0, probs)
-        order = np.argsort(-probs, kind="stable")
-        best = int(order[0])
+        best, second = best_two(probs)
         p = float(probs[best])
         if p < self.model.threshold:
             return None, p, None
-        merge = len(order) > 1 and probs[order[1]] >= self.model.merge_threshold
+        merge = second >= 0 and probs[second] >= self.model.merge_threshold
         story_at = self.story_at
-        return story_at[cands.rows[best]], p, story_at[cands.rows[int(order[1])]] if merge else None
+        return story_at[cands.rows[best]], p, story_at[cands.rows[second]] if merge else None
 
     # ----------------------------------------------------------------- updating
     def learn_one(self, f: ArticleFeatures) -> Assignment:

@@ -213,6 +213,26 @@ def best_event(
 
 
 @njit(cache=True, nogil=True)
+def best_two(scores: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled; exercised through StoryClusterer
+    """The indices of the largest and second largest scores (-1 when there are fewer), the lower
+    index first among equal ones: the first two of a stable descending sort, without the sort
+    (an article reads only those two of its ~20 candidates' probabilities).
+
+    >>> best_two(np.array([0.2, 0.9, 0.5, 0.9])), best_two(np.array([0.3])), best_two(np.zeros(0))
+    ((1, 3), (0, -1), (-1, -1))
+    """
+    first = -1
+    second = -1
+    for i in range(scores.shape[0]):
+        s = scores[i]
+        if first < 0 or s > scores[first]:
+            first, second = i, first
+        elif second < 0 or s > scores[second]:
+            second = i
+    return first, second
+
+
+@njit(cache=True, nogil=True)
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:  # pragma: no cover - compiled; exercised through RecentArticles
     """Indices of the ``k`` largest scores, in increasing index order; among equal scores the lower
     index wins (a rule, where a partition's choice would be whatever its pivots made it).
@@ -364,6 +384,7 @@ def warm_up() -> None:
     logistic(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones(N_FEATURES), 0.0)
     best_event(sims, np.ones((1, 2)), row, one, 0.0)
     top_k(sims, 1)
+    best_two(one)
     votes_at(np.zeros(1, np.int64), np.zeros(1, np.int64), one, one)
     tf_idf(np.ones(1, np.int64), np.zeros(1, np.int64), 2.0)
     codes, scales, slack = np.zeros((1, 2), np.int8), np.zeros(1), np.zeros((1, 2))
