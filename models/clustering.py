@@ -35,7 +35,7 @@ from models import MODEL_VERSION
 from models.centroids import CentroidTable
 from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.kernels import best_event, best_two, dot_rows, join_features, tf_idf, votes_at, warm_up
+from models.kernels import best_event, best_two, join_features, tf_idf, votes_at, warm_up
 from models.neighbours import RecentArticles
 from models.neighbours import warm_up as warm_up_votes
 from models.row_counts import RowCounts
@@ -177,11 +177,12 @@ def _tally(
     return kept
 
 
-def _count_matrix(counts: list[dict[str, int]], keys: list[str]) -> np.ndarray:
-    """``counts[i].get(keys[j], 0)`` as a float matrix: the chosen story's ≤ 6 events × the
-    article's terms (the candidates' counts are read from ``models.row_counts`` instead)."""
-    flat = [c.get(k, 0) for c in counts for k in keys]  # a plain comprehension beat map/chain here
-    return np.fromiter(flat, float, len(flat)).reshape(len(counts), len(keys))
+def _event_matrix(events: list[Event], keys: list[str]) -> np.ndarray:
+    """Per event: (articles, last active time, then how often it used each of ``keys``), as one
+    float matrix: the chosen story's ≤ 6 events × the article's terms (the candidates' counts are
+    read from ``models.row_counts`` instead)."""
+    flat = [x for ev in events for x in (ev.size, ev.last_ts, *[ev.terms.get(k, 0) for k in keys])]
+    return np.fromiter(flat, float, len(flat)).reshape(len(events), 2 + len(keys))
 
 
 @dataclass(slots=True)
@@ -268,11 +269,14 @@ class Story:
     event_count: int = 0  # events (developments) the story has had, merged stories' included
     row: int = -1  # its centroid's row in the clusterer's CentroidTable
     scored: list[int] = field(default_factory=list)  # the rows an article is scored against
+    scored_events: list[Event] = field(default_factory=list)  # the events on ``scored[1:]``
 
     def refresh_events(self, events: dict[str, Event], recent: int) -> None:
         """Cache which centroids every article scores a candidate story against: the story's
-        own, then its most recent events' (rows of the clusterer's CentroidTable)."""
-        self.scored = [self.row] + [events[e].row for e in self.events[-recent:]]
+        own, then its most recent events' (rows of the clusterer's CentroidTable), and those
+        events (the one an article joins is chosen among them)."""
+        self.scored_events = [events[e] for e in self.events[-recent:]]
+        self.scored = [self.row] + [e.row for e in self.scored_events]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -634,13 +638,12 @@ class StoryClusterer:
 
     def _best_event(self, f: ArticleFeatures, story: Story) -> tuple[Event | None, float]:
         weights = self._article_weights(f)
-        events = [self.events[eid] for eid in story.events[-self.config.events_scored :]]
-        meta = np.fromiter([x for ev in events for x in (ev.size, ev.last_ts)], float, 2 * len(events))
-        rows = story.scored[1:]  # the same events' centroids, kept in step by refresh_events
+        events = story.scored_events
         i, sim = best_event(
-            dot_rows(self.centroids.rows, np.fromiter(rows, np.int64, len(rows)), f.vector),
-            meta.reshape(len(events), 2),
-            _count_matrix([ev.terms for ev in events], weights.keys),
+            self.centroids.rows,
+            self.story_table.scored[story.row, 1 : len(story.scored)],  # the same events' centroids
+            f.vector,
+            _event_matrix(events, weights.keys),
             weights.weights,
             f.timestamp - self.config.event_ttl_hours * 3600,
         )

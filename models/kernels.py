@@ -188,25 +188,28 @@ def logistic(
 
 @njit(cache=True, nogil=True)
 def best_event(
-    dense: np.ndarray, meta: np.ndarray, counts: np.ndarray, weights: np.ndarray, horizon: float
+    centroids: np.ndarray, rows: np.ndarray, vector: np.ndarray, events: np.ndarray, weights: np.ndarray, horizon: float
 ) -> tuple[int, float]:  # pragma: no cover - compiled; exercised through StoryClusterer
     """Which of a story's events an article continues: (index, similarity), index -1 when every
-    event fell silent before ``horizon``. ``meta[i]``: (articles, last active time) of event ``i``;
-    similarity = half the dense cosine ``dense[i]``, half the article's term weight the event has
-    used per article (at most 1).
+    event fell silent before ``horizon``. Event ``i`` has its centroid on ``centroids[rows[i]]``;
+    ``events[i]``: (articles, last active time, then how often it used each of the article's terms,
+    of weights ``weights``). Similarity = half the dense cosine, half the article's term weight
+    the event has used per article (at most 1).
 
-    >>> best_event(np.array([0.2, 0.9], np.float32), np.array([[1, 5.0], [1, 0.0]]), np.ones((2, 1)), np.ones(1), 1.0)
+    >>> table = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    >>> best_event(table, np.array([0, 1]), np.array([0.2, 0.9], np.float32), np.array([[1, 5.0, 1], [1, 0.0, 1]]), np.ones(1), 1.0)
     (0, 0.6000000014901161)
     """
+    dense = dot_rows(centroids, rows, vector)
     best = -1
     best_sim = -1.0
-    for i in range(meta.shape[0]):
-        if meta[i, 1] < horizon:
+    for i in range(events.shape[0]):
+        if events[i, 1] < horizon:
             continue
         lexical = 0.0
         for j in range(weights.shape[0]):
-            lexical += weights[j] * counts[i, j]
-        sim = 0.5 * float(dense[i]) + 0.5 * min(lexical / meta[i, 0], 1.0)
+            lexical += weights[j] * events[i, 2 + j]
+        sim = 0.5 * float(dense[i]) + 0.5 * min(lexical / events[i, 0], 1.0)
         if sim > best_sim:
             best, best_sim = i, sim
     return best, best_sim
@@ -382,7 +385,7 @@ def warm_up() -> None:
     normalise_into(np.zeros(2), table, 0)
     features = join_features(sims, np.array([[1.0, 0.0, 2.0]]), row, one, row, one, np.zeros((1, 2)), 0.0)
     logistic(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones(N_FEATURES), 0.0)
-    best_event(sims, np.ones((1, 2)), row, one, 0.0)
+    best_event(table, np.zeros(1, np.int64), sims, np.ones((1, 3)), one, 0.0)
     top_k(sims, 1)
     best_two(one)
     votes_at(np.zeros(1, np.int64), np.zeros(1, np.int64), one, one)
