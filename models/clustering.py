@@ -345,6 +345,9 @@ class WeightedTerms:
     weights: np.ndarray
 
 
+NO_TERMS = WeightedTerms([], np.zeros(0))
+
+
 @dataclass(slots=True)
 class Candidates:
     """Stories scored for one article: ids and the feature matrix the join model reads."""
@@ -389,7 +392,7 @@ class StoryClusterer:
         self.expired_stories = 0
         self.recent = RecentArticles(self.config.knn_window, self.config.knn_k)
         self.changes = Changes()
-        self._weights_of: tuple[tuple[str, int] | None, WeightedTerms] = (None, WeightedTerms([], np.zeros(0)))
+        self._weights_of: tuple[tuple[str, int] | None, WeightedTerms] = (None, NO_TERMS)
         warm_up()  # compiled once per process (seconds the first time, then from numba's cache)
         warm_up_stories()
         warm_up_counts()
@@ -458,8 +461,11 @@ class StoryClusterer:
         rows = np.fromiter(story_rows, np.int64, n)
         sims, meta = self.story_table.gather(self.centroids.rows, rows, f.vector)
         counts = self.term_counts.matrix_of(rows, term_ids)
-        names = self._entity_weights(f.entities)
-        ecounts = self.name_counts.matrix(rows, names.keys)
+        if f.entities:
+            names = self._entity_weights(f.entities)
+            ecounts = self.name_counts.matrix(rows, names.keys)
+        else:  # most news headlines name no one: nothing to look up
+            names, ecounts = NO_TERMS, np.zeros((n, 0))
         return join_features(
             sims, meta, counts, terms.weights, ecounts, names.weights, votes_at(rows, *votes), f.timestamp
         )
@@ -733,9 +739,11 @@ class StoryClusterer:
 
     def _learn_df(self, f: ArticleFeatures) -> None:
         self.docs += 1
-        for t in set(f.terms) | set(f.entities):
-            self.df[t] = self.df.get(t, 0) + 1
-            self.changes.terms.add(t)
+        seen = f.terms.keys() | f.entities if f.entities else f.terms.keys()
+        df = self.df
+        for t in seen:
+            df[t] = df.get(t, 0) + 1
+        self.changes.terms.update(seen)
         if len(self.df) > self.config.max_vocabulary:
             self.changes.df_pruned = True
             # Forget the rarest terms: they matter only inside stories, which keep their own counts.
