@@ -135,8 +135,24 @@ def held_out(
     ]
 
 
-def fold_of(label: str) -> int:
-    return int(hashlib.sha256(label.encode()).hexdigest(), 16) % 2
+def fold_of(label: str, salt: str = "") -> int:
+    """The fold (0 or 1) of a gold story; another ``salt`` gives another split of the same stories."""
+    return int(hashlib.sha256((salt + label).encode()).hexdigest(), 16) % 2
+
+
+def fold_models(
+    streams: list[Stream], embedder: str, config: ClusterConfig, rounds: int, salt: str = ""
+) -> list[tuple[JoinModel, list[Stream]]]:
+    """Per fold: a join model fit on the other fold's gold stories, and this fold's streams to score it on."""
+    folds = []
+    for fold in (0, 1):
+        trains, tests = [], []
+        for s in streams:
+            labels = {g for g in s.gold if g is not None}
+            trains.append(s.subset({g for g in labels if fold_of(g, salt) != fold}))
+            tests.append(s.subset({g for g in labels if fold_of(g, salt) == fold}))
+        folds.append((train(trains, embedder, config, rounds, f"fold {fold}"), tests))
+    return folds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,14 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         # Held-out selection of the join and merge thresholds: fit on one fold of gold stories, score
         # the other, for every pair of thresholds (the "never merge" column is the curve without merging).
-        folds = []
-        for fold in (0, 1):
-            trains, tests = [], []
-            for s in streams:
-                labels = {g for g in s.gold if g is not None}
-                trains.append(s.subset({g for g in labels if fold_of(g) != fold}))
-                tests.append(s.subset({g for g in labels if fold_of(g) == fold}))
-            folds.append((train(trains, embedder, config, args.rounds, f"fold {fold}"), tests))
+        folds = fold_models(streams, embedder, config, args.rounds)
 
         joins = (args.join_threshold,) if args.join_threshold is not None else THRESHOLDS
         f1 = {}
