@@ -196,8 +196,9 @@ def best_event(
     of weights ``weights``). Similarity = half the dense cosine, half the article's term weight
     the event has used per article (at most 1).
 
-    >>> table = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
-    >>> best_event(table, np.array([0, 1]), np.array([0.2, 0.9], np.float32), np.array([[1, 5.0, 1], [1, 0.0, 1]]), np.ones(1), 1.0)
+    >>> table, article = np.eye(2, dtype=np.float32), np.array([0.2, 0.9], np.float32)
+    >>> events = np.array([[1, 5.0, 1], [1, 0.0, 1]])  # the second fell silent before the horizon
+    >>> best_event(table, np.array([0, 1]), article, events, np.ones(1), 1.0)
     (0, 0.6000000014901161)
     """
     dense = dot_rows(centroids, rows, vector)
