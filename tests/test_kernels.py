@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.join_model import FEATURE_NAMES
-from models.kernels import dot_rows, join_features, logistic, nearest, quantise_into, top_k
+from models.kernels import best_event, best_two, dot_rows, join_features, logistic, nearest, quantise_into, top_k
 
 
 def reference_features(
@@ -89,3 +89,34 @@ def test_nearest_through_int8_codes_finds_exactly_the_rows_and_similarities_of_a
         assert rows.tolist() == want.tolist()
         assert sims.tolist() == full[want].tolist()
     np.testing.assert_allclose(full, vectors @ query, rtol=1e-5, atol=1e-5)  # and dot_rows is the product
+
+
+def test_best_two_is_the_head_of_a_stable_descending_sort():
+    """The clusterer reads only the first two of a stable argsort; ties (equal probabilities, the
+    veto's zeros) must go to the lower index, as the sort gave them."""
+    rng = np.random.default_rng(3)
+    for n in [0, 1, 2, 3, 20, 40]:
+        for _ in range(200):
+            probs = rng.choice([0.0, 0.25, 0.5, 0.9], size=n) if n % 2 else rng.random(n)
+            order = np.argsort(-probs, kind="stable").tolist() + [-1, -1]
+            assert best_two(probs) == (order[0], order[1])
+
+
+def test_best_event_is_half_cosine_half_used_term_weight_among_live_events():
+    rng = np.random.default_rng(4)
+    table = rng.normal(size=(30, 16)).astype(np.float32)
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    for _ in range(200):
+        k, m = int(rng.integers(1, 7)), int(rng.integers(0, 8))
+        rows = rng.choice(30, size=k, replace=False)
+        vector = table[int(rng.integers(30))]
+        sizes, last = rng.integers(1, 20, size=k).astype(float), rng.uniform(0, 10, size=k)
+        counts, weights = rng.integers(0, 4, size=(k, m)).astype(float), rng.random(m)
+        events = np.column_stack([sizes, last, counts])
+        sims = 0.5 * (table[rows] @ vector) + 0.5 * np.minimum(counts @ weights / sizes, 1.0)
+        sims = np.where(last < 5.0, -np.inf, sims)
+        i, sim = best_event(table, rows.astype(np.int64), vector, events, weights, 5.0)
+        if np.isinf(sims).all():
+            assert i == -1
+        else:
+            assert i == int(np.argmax(sims)) and abs(sim - sims[i]) < 1e-6
