@@ -268,15 +268,18 @@ class Story:
     alert_state: dict[str, Any] = field(default_factory=dict)  # what models.alerts has raised for it
     event_count: int = 0  # events (developments) the story has had, merged stories' included
     row: int = -1  # its centroid's row in the clusterer's CentroidTable
-    scored: list[int] = field(default_factory=list)  # the rows an article is scored against
-    scored_events: list[Event] = field(default_factory=list)  # the events on ``scored[1:]``
+    scored_events: list[Event] = field(default_factory=list)  # its most recent events, as scored
 
     def refresh_events(self, events: dict[str, Event], recent: int) -> None:
-        """Cache which centroids every article scores a candidate story against: the story's
-        own, then its most recent events' (rows of the clusterer's CentroidTable), and those
-        events (the one an article joins is chosen among them)."""
+        """Cache the events every article scores a candidate story against (its most recent
+        ones; the one an article joins is chosen among them too)."""
         self.scored_events = [events[e] for e in self.events[-recent:]]
-        self.scored = [self.row] + [e.row for e in self.scored_events]
+
+    @property
+    def scored(self) -> list[int]:
+        """The centroid rows an article is scored against: the story's own, then its scored
+        events' (rows of the clusterer's CentroidTable)."""
+        return [self.row] + [e.row for e in self.scored_events]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -647,7 +650,7 @@ class StoryClusterer:
         events = story.scored_events
         i, sim = best_event(
             self.centroids.rows,
-            self.story_table.scored[story.row, 1 : len(story.scored)],  # the same events' centroids
+            self.story_table.scored[story.row, 1 : 1 + len(events)],  # the same events' centroids
             f.vector,
             _event_matrix(events, weights.keys),
             weights.weights,
