@@ -1,6 +1,7 @@
 """Held-out B-cubed F1 of clusterer configurations, paired: the same fold models score each one.
 
     python bench/held_out.py [--embedders minilm,static] [--salts ",a,b,c"] [--markdown]
+        [--hidden 16] [--thresholds 0.45,0.9]
         [--config consolidate_size=0] [--config consolidate_size=5,consolidate_threshold=0.75] ...
 
 Why: ``python -m models.training.train_join`` retrains its fold models and searches the thresholds
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._table import show  # noqa: E402
 from models.clustering import ClusterConfig  # noqa: E402
 from models.join_model import JoinModel  # noqa: E402
-from models.training.train_join import DEV_STREAMS, fold_models, held_out, load_stream  # noqa: E402
+from models.training.train_join import DEV_STREAMS, HIDDEN_UNITS, fold_models, held_out, load_stream  # noqa: E402
 
 
 def parse_config(text: str) -> dict[str, Any]:
@@ -47,6 +48,15 @@ def parse_config(text: str) -> dict[str, Any]:
     return out
 
 
+def parse_thresholds(text: str) -> tuple[float, float]:
+    """``"0.45,0.9"`` as (join threshold, merge threshold)."""
+    try:
+        join, merge = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected JOIN,MERGE, e.g. 0.45,0.9") from None
+    return join, merge
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -54,6 +64,10 @@ def main() -> None:
     parser.add_argument("--salts", default="", help='comma-separated fold salts ("" is the training split)')
     parser.add_argument("--config", type=parse_config, action="append", help="FIELD=VALUE[,FIELD=VALUE...]")
     parser.add_argument("--rounds", type=int, default=2, help="as train_join's --rounds")
+    parser.add_argument("--hidden", type=int, default=HIDDEN_UNITS, help="as train_join's --hidden (0: logistic)")
+    parser.add_argument(
+        "--thresholds", type=parse_thresholds, help="JOIN,MERGE to score at (default: the shipped artifact's)"
+    )
     parser.add_argument(
         "--train-with-config", action="store_true", help="train fold models per configuration, not once per split"
     )
@@ -66,20 +80,25 @@ def main() -> None:
     rows = []
     for embedder in args.embedders.split(","):
         artifact = JoinModel.load(embedder)
+        join, merge = args.thresholds or (artifact.threshold, artifact.merge_threshold)
         streams = [load_stream(args.data / n, embedder) for n in DEV_STREAMS]
         for salt in args.salts.split(","):
             shared = (
-                None if args.train_with_config else fold_models(streams, embedder, ClusterConfig(), args.rounds, salt)
+                None
+                if args.train_with_config
+                else fold_models(streams, embedder, ClusterConfig(), args.rounds, salt, args.hidden)
             )
             for overrides in configs:
                 start = time.perf_counter()
                 config = replace(ClusterConfig(), **overrides)
-                folds = shared or fold_models(streams, embedder, config, args.rounds, salt)
-                f1 = held_out(folds, artifact.threshold, artifact.merge_threshold, config)
+                folds = shared or fold_models(streams, embedder, config, args.rounds, salt, args.hidden)
+                f1 = held_out(folds, join, merge, config)
                 # held_out's order: fold 0 news, fold 0 crises, fold 1 news, fold 1 crises
                 rows.append(
                     {
                         "embedder": embedder,
+                        "model": f"{args.hidden} hidden" if args.hidden else "logistic",
+                        "thresholds": f"{join} / {merge}",
                         "split": repr(salt),
                         "config": ",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults",
                         "news (fold 0 / 1)": f"{f1[0]:.3f} / {f1[2]:.3f}",

@@ -171,17 +171,46 @@ def accumulate(total: np.ndarray, vector: np.ndarray, table: np.ndarray, row: in
 
 
 @njit(cache=True, nogil=True)
-def logistic(
-    features: np.ndarray, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: float
+def join_probability(
+    features: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    hidden_weights: np.ndarray,
+    hidden_bias: np.ndarray,
+    coef: np.ndarray,
+    intercept: float,
 ) -> np.ndarray:  # pragma: no cover - compiled; exercised through JoinModel
-    """``sigmoid(((features - mean) / scale) @ coef + intercept)`` row by row, z clipped to ±30."""
+    """The join model's probability row by row: features standardised (``(x - mean) / scale``),
+    through one layer of ReLU units (``hidden_weights``: features x units) when there is one, then
+    ``sigmoid(h @ coef + intercept)`` with z clipped to ±30. With no hidden units (a features x 0
+    matrix) it is logistic regression on the standardised features.
+
+    >>> x = np.array([[1.0, 2.0]])
+    >>> join_probability(x, np.zeros(2), np.ones(2), np.zeros((2, 0)), np.zeros(0), np.array([1.0, -1.0]), 1.0)
+    array([0.5])
+    >>> w = np.array([[1.0, -1.0], [0.0, 0.0]])  # unit 0 reads feature 0, unit 1 its negation
+    >>> join_probability(x, np.zeros(2), np.ones(2), w, np.zeros(2), np.array([2.0, 5.0]), -2.0)
+    array([0.5])
+    """
     n, m = features.shape
+    units = hidden_weights.shape[1]
+    z_in = np.empty(m)
     out = np.empty(n)
     for i in range(n):
-        z = 0.0
         for j in range(m):
-            z += (features[i, j] - mean[j]) / scale[j] * coef[j]
-        z = min(max(z + intercept, -30.0), 30.0)
+            z_in[j] = (features[i, j] - mean[j]) / scale[j]
+        z = intercept
+        if units == 0:
+            for j in range(m):
+                z += z_in[j] * coef[j]
+        else:
+            for u in range(units):
+                h = hidden_bias[u]
+                for j in range(m):
+                    h += z_in[j] * hidden_weights[j, u]
+                if h > 0.0:
+                    z += h * coef[u]
+        z = min(max(z, -30.0), 30.0)
         out[i] = 1.0 / (1.0 + math.exp(-z))
     return out
 
@@ -385,7 +414,7 @@ def warm_up() -> None:
     accumulate(np.zeros(2), sims, table, 0)
     normalise_into(np.zeros(2), table, 0)
     features = join_features(sims, np.array([[1.0, 0.0, 2.0]]), row, one, row, one, np.zeros((1, 2)), 0.0)
-    logistic(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones(N_FEATURES), 0.0)
+    join_probability(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones((N_FEATURES, 2)), one, one, 0.0)
     best_event(table, np.zeros(1, np.int64), sims, np.ones((1, 3)), one, 0.0)
     top_k(sims, 1)
     best_two(one)

@@ -1,11 +1,20 @@
-"""The compiled join features and logistic score against their definitions written as numpy."""
+"""The compiled join features and join probability against their definitions written as numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from models.join_model import FEATURE_NAMES
-from models.kernels import best_event, best_two, dot_rows, join_features, logistic, nearest, quantise_into, top_k
+from models.kernels import (
+    best_event,
+    best_two,
+    dot_rows,
+    join_features,
+    join_probability,
+    nearest,
+    quantise_into,
+    top_k,
+)
 
 
 def reference_features(
@@ -59,13 +68,26 @@ def test_compiled_join_features_equal_their_numpy_definition_on_random_candidate
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
-def test_compiled_logistic_equals_the_sigmoid_of_the_standardised_linear_score_and_clips() -> None:
+def test_join_probability_without_hidden_units_is_the_sigmoid_of_the_standardised_linear_score() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(30, 12))
     x[0] *= 1e6  # far outside: z is clipped to ±30, no overflow
     mean, scale, coef = rng.normal(size=12), rng.uniform(0.5, 2, size=12), rng.normal(size=12)
     z = np.clip(((x - mean) / scale) @ coef + 0.3, -30, 30)
-    np.testing.assert_allclose(logistic(x, mean, scale, coef, 0.3), 1 / (1 + np.exp(-z)), rtol=1e-12)
+    got = join_probability(x, mean, scale, np.zeros((12, 0)), np.zeros(0), coef, 0.3)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-z)), rtol=1e-12)
+
+
+def test_join_probability_with_hidden_units_is_a_relu_layer_then_the_sigmoid() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 12))
+    x[0] *= 1e6
+    mean, scale = rng.normal(size=12), rng.uniform(0.5, 2, size=12)
+    w, b, coef = rng.normal(size=(12, 7)), rng.normal(size=7), rng.normal(size=7)
+    hidden = np.maximum((x - mean) / scale @ w + b, 0.0)
+    want = 1 / (1 + np.exp(-np.clip(hidden @ coef - 0.2, -30, 30)))
+    np.testing.assert_allclose(join_probability(x, mean, scale, w, b, coef, -0.2), want, rtol=1e-12)
+    assert (hidden == 0).any() and (hidden > 0).any()  # both sides of the ReLU are exercised
 
 
 def test_nearest_through_int8_codes_finds_exactly_the_rows_and_similarities_of_a_full_scan() -> None:

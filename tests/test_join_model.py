@@ -1,0 +1,49 @@
+"""The join model's training and artifact: what the hidden layer is for, and that it ships intact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.join_model import FEATURE_NAMES, JoinModel
+from models.training.train_join import fit
+
+
+def _interaction_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows where "same story" needs two features read together: high ``dense_story`` counts only
+    when ``terms`` agrees, as a cosine between two foreign-language tweets counts only with shared
+    words. No weighted sum of the two separates that."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(n, len(FEATURE_NAMES)))
+    dense, terms = x[:, FEATURE_NAMES.index("dense_story")], x[:, FEATURE_NAMES.index("terms")]
+    return x, (dense > 0) == (terms > 0)
+
+
+def _accuracy(model: JoinModel, x: np.ndarray, y: np.ndarray) -> float:
+    return float(((model.probability(x) >= 0.5) == y).mean())
+
+
+def test_hidden_units_learn_an_interaction_that_logistic_regression_cannot() -> None:
+    train, test = _interaction_rows(30_000, 0), _interaction_rows(2000, 1)
+    net = fit([train], "static", 0.5, "test", hidden=16)
+    linear = fit([train], "static", 0.5, "test", hidden=0)
+    assert net.hidden_units == 16 and linear.hidden_units == 0
+    assert _accuracy(net, *test) > 0.9
+    assert _accuracy(linear, *test) < 0.65
+
+
+def test_the_same_rows_give_the_same_model() -> None:
+    rows = _interaction_rows(2000, 2)
+    a, b = fit([rows], "static", 0.5, "test"), fit([rows], "static", 0.5, "test")
+    np.testing.assert_array_equal(a.hidden_weights, b.hidden_weights)
+    np.testing.assert_array_equal(a.coef, b.coef)
+
+
+def test_an_artifact_round_trips_with_its_hidden_layer(tmp_path: Path) -> None:
+    x, y = _interaction_rows(2000, 3)
+    model = fit([(x, y)], "static", 0.5, "test", hidden=8).with_threshold(0.4, 0.8)
+    model.save(tmp_path / "join_static.json")
+    loaded = JoinModel.load("static", tmp_path)
+    assert (loaded.threshold, loaded.merge_threshold, loaded.hidden_units) == (0.4, 0.8, 8)
+    np.testing.assert_array_equal(loaded.probability(x), model.probability(x))
