@@ -414,7 +414,8 @@ def warm_up() -> None:
     accumulate(np.zeros(2), sims, table, 0)
     normalise_into(np.zeros(2), table, 0)
     features = join_features(sims, np.array([[1.0, 0.0, 2.0]]), row, one, row, one, np.zeros((1, 2)), 0.0)
-    join_probability(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones((N_FEATURES, 2)), one, one, 0.0)
+    units = np.ones(2)  # two hidden units: the bias and output weights must be as long
+    join_probability(features, np.zeros(N_FEATURES), np.ones(N_FEATURES), np.ones((N_FEATURES, 2)), units, units, 0.0)
     best_event(table, np.zeros(1, np.int64), sims, np.ones((1, 3)), one, 0.0)
     top_k(sims, 1)
     best_two(one)

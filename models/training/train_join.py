@@ -4,10 +4,10 @@
 
 How: replay each dev stream in time order with a *teacher* that always puts an article into the
 story its gold label says, and record the join features of every retrieved candidate story with
-label "same gold story or not" (the setting of Miranda et al. 2018). A logistic regression over
-those rows is the join model: a small neural network (one layer of ``--hidden`` ReLU units;
-0 gives logistic regression). The join threshold is then chosen by running the real online
-clusterer on *held-out stories*: gold stories are split into two folds by a hash of their label,
+label "same gold story or not" (the setting of Miranda et al. 2018). A small neural network over
+those rows (one layer of ``--hidden`` ReLU units; 0 gives logistic regression) is the join model.
+The join threshold is then chosen by running the real online clusterer on *held-out stories*: gold
+stories are split into two folds by a hash of their label (``--salts``: four such splits, averaged),
 the model is fit on one fold's stream and the threshold scored on the other's, for every dev
 stream at once, so one configuration serves both news and crisis streams. The merge threshold (an
 article this likely to join two stories merges them) is chosen in the same search: every pair of
