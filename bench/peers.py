@@ -261,7 +261,7 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
     ax.set_xticks(np.arange(len(streams)) + 0.4 - width / 2, streams)
     ax.set_ylabel("B-cubed F1 (eval half)")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not over them
     ax.set_title("storywire and peers, same streams, same machine")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
