@@ -137,13 +137,16 @@ def _name_runs(chunk: str, accept: Callable[[str, bool], bool]) -> list[str]:
     A run may start with a sentence-initial capital when the next word continues the name
     ("Islamic State claimed" gives "islamic state"); alone, a sentence-initial capital says nothing.
     A word without an initial capital ends any run and any pending capital, whatever precedes it:
-    such words (most of a body) skip the look at the gap before them.
+    such words (most of a body) skip the look at the gap before them. Words and the gaps between
+    them are read in the same text, links blanked (a link shortens it: gaps read in the original
+    were shifted after one, and "the Clutha Bar" after a link lost "clutha").
     """
+    chunk = _URL.sub(" ", chunk)
     phrases: list[str] = []
     run: list[str] = []
     pending = ""  # a sentence-initial capital that may open a multi-word name
     prev_end = -1  # where the previous word ended; -1 before the first
-    for m in _TOKEN.finditer(_URL.sub(" ", chunk)):
+    for m in _TOKEN.finditer(chunk):
         word = m.group()
         if not word[0].isupper():
             if run:

@@ -18,6 +18,12 @@ def test_title_case_headline_names_confirmed_by_body():
     assert "neil young" in found and "launch" not in found
 
 
+def test_a_link_before_a_name_does_not_break_it():
+    plain = entities("", "Helicopter crash at the Clutha Bar in Glasgow tonight")
+    assert entities("", "Helicopter crash http://t.co/abcdefghij at the Clutha Bar in Glasgow tonight") == plain
+    assert plain == {"clutha bar", "glasgow"}
+
+
 def test_multi_word_names_stay_whole():
     assert entities("Gunmen kill 2 at Kansas City parade") == {"kansas city"}
     assert entities("Mourners at Crocus City Hall", "Flowers at Crocus City Hall.") == {"crocus city hall"}
