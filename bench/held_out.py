@@ -1,8 +1,8 @@
 """Held-out B-cubed F1 of clusterer configurations, paired: the same fold models score each one.
 
     python bench/held_out.py [--embedders minilm,static] [--salts ",a,b,c"] [--markdown]
-        [--hidden 16] [--thresholds 0.45,0.9]
-        [--config consolidate_size=0] [--config consolidate_size=5,consolidate_threshold=0.75] ...
+        [--hidden 16] [--members 1] [--thresholds 0.45,0.9 --thresholds 0.45,0.8 ...]
+        [--config entity_veto_names=0] [--config merge_check_size=3,knn_k=20] ...
 
 Why: ``python -m models.training.train_join`` retrains its fold models and searches the thresholds
 in one go, and two trainings of nearly the same code differed by ±0.02, more than most changes to
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._table import show  # noqa: E402
 from models.clustering import ClusterConfig  # noqa: E402
 from models.join_model import JoinModel  # noqa: E402
-from models.training.train_join import DEV_STREAMS, HIDDEN_UNITS, fold_models, held_out, load_stream  # noqa: E402
+from models.training.train_join import DEV_STREAMS, Architecture, fold_models, held_out, load_stream  # noqa: E402
 
 
 def parse_config(text: str) -> dict[str, Any]:
@@ -64,9 +64,15 @@ def main() -> None:
     parser.add_argument("--salts", default="", help='comma-separated fold salts ("" is the training split)')
     parser.add_argument("--config", type=parse_config, action="append", help="FIELD=VALUE[,FIELD=VALUE...]")
     parser.add_argument("--rounds", type=int, default=2, help="as train_join's --rounds")
-    parser.add_argument("--hidden", type=int, default=HIDDEN_UNITS, help="as train_join's --hidden (0: logistic)")
     parser.add_argument(
-        "--thresholds", type=parse_thresholds, help="JOIN,MERGE to score at (default: the shipped artifact's)"
+        "--hidden", type=int, default=Architecture.hidden, help="as train_join's --hidden (0: logistic)"
+    )
+    parser.add_argument("--members", type=int, default=Architecture.members, help="as train_join's --members")
+    parser.add_argument(
+        "--thresholds",
+        type=parse_thresholds,
+        action="append",
+        help="JOIN,MERGE to score at, repeatable (default: the shipped artifact's)",
     )
     parser.add_argument(
         "--train-with-config", action="store_true", help="train fold models per configuration, not once per split"
@@ -77,37 +83,39 @@ def main() -> None:
     if missing:
         sys.exit(f"held_out: {', '.join(missing)} not in {args.data}; pass --data the shared data folder")
     configs = args.config or [{}]
+    arch = Architecture(args.hidden, args.members if args.hidden else 1)
     rows = []
     for embedder in args.embedders.split(","):
         artifact = JoinModel.load(embedder)
-        join, merge = args.thresholds or (artifact.threshold, artifact.merge_threshold)
+        grid = args.thresholds or [(artifact.threshold, artifact.merge_threshold)]
         streams = [load_stream(args.data / n, embedder) for n in DEV_STREAMS]
         for salt in args.salts.split(","):
             shared = (
                 None
                 if args.train_with_config
-                else fold_models(streams, embedder, ClusterConfig(), args.rounds, salt, args.hidden)
+                else fold_models(streams, embedder, ClusterConfig(), args.rounds, salt, arch)
             )
             for overrides in configs:
-                start = time.perf_counter()
                 config = replace(ClusterConfig(), **overrides)
-                folds = shared or fold_models(streams, embedder, config, args.rounds, salt, args.hidden)
-                f1 = held_out(folds, join, merge, config)
-                # held_out's order: fold 0 news, fold 0 crises, fold 1 news, fold 1 crises
-                rows.append(
-                    {
-                        "embedder": embedder,
-                        "model": f"{args.hidden} hidden" if args.hidden else "logistic",
-                        "thresholds": f"{join} / {merge}",
-                        "split": repr(salt),
-                        "config": ",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults",
-                        "news (fold 0 / 1)": f"{f1[0]:.3f} / {f1[2]:.3f}",
-                        "crises (fold 0 / 1)": f"{f1[1]:.3f} / {f1[3]:.3f}",
-                        "mean": f"{float(np.mean(f1)):.4f}",
-                        "s": round(time.perf_counter() - start),
-                    }
-                )
-                print(rows[-1], file=sys.stderr, flush=True)
+                folds = shared or fold_models(streams, embedder, config, args.rounds, salt, arch)
+                for join, merge in grid:
+                    start = time.perf_counter()
+                    f1 = held_out(folds, join, merge, config)
+                    # held_out's order: fold 0 news, fold 0 crises, fold 1 news, fold 1 crises
+                    rows.append(
+                        {
+                            "embedder": embedder,
+                            "model": str(arch),
+                            "thresholds": f"{join} / {merge}",
+                            "split": repr(salt),
+                            "config": ",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults",
+                            "news (fold 0 / 1)": f"{f1[0]:.3f} / {f1[2]:.3f}",
+                            "crises (fold 0 / 1)": f"{f1[1]:.3f} / {f1[3]:.3f}",
+                            "mean": f"{float(np.mean(f1)):.4f}",
+                            "s": round(time.perf_counter() - start),
+                        }
+                    )
+                    print(rows[-1], file=sys.stderr, flush=True)
     show("held-out B-cubed F1, the same fold models per split", rows, args.markdown)
 
 

@@ -62,7 +62,7 @@ class ClusterConfig:
     max_vocabulary: int = 200_000  # online document frequencies kept
     knn_window: int = 2000  # recent articles remembered one by one, for nearest-neighbour votes
     knn_k: int = 10  # nearest recent articles that vote for their stories
-    merge_check_size: int = 5  # two stories this large merge only if the smaller one, read as one
+    merge_check_size: int = 3  # two stories this large merge only if the smaller one, read as one
     #                            article, would join the larger (0: no check)
     id_prefix: str = ""  # distinguishes shards: story ids are never reused
 

@@ -240,7 +240,8 @@ def test_two_stories_that_are_one_still_merge_and_small_ones_are_not_checked():
     assert a.merged == [second] and a.story_id == first
     # Below the check's size, an article's evidence is all there is: unrelated small stories merge.
     c = StoryClusterer(_terms_only_model())
-    gox, sbarro = _two_stories(c, {"bitcoin": 1, "gox": 1}, {"sbarro": 1, "bankruptcy": 1}, size=3)
+    small = ClusterConfig().merge_check_size - 1
+    gox, sbarro = _two_stories(c, {"bitcoin": 1, "gox": 1}, {"sbarro": 1, "bankruptcy": 1}, size=small)
     bridge = ArticleFeatures("x", 20, "bridge", "C", np.eye(256, dtype=np.float32)[2], {"gox": 1, "bankruptcy": 1}, [])
     assert c.learn_one(bridge).merged == [sbarro]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.training.train_join import fit
+from models.training.train_join import Architecture, fit
 
 
 def _interaction_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,8 +26,8 @@ def _accuracy(model: JoinModel, x: np.ndarray, y: np.ndarray) -> float:
 
 def test_hidden_units_learn_an_interaction_that_logistic_regression_cannot() -> None:
     train, test = _interaction_rows(30_000, 0), _interaction_rows(2000, 1)
-    net = fit([train], "static", 0.5, "test", hidden=16)
-    linear = fit([train], "static", 0.5, "test", hidden=0)
+    net = fit([train], "static", 0.5, "test", Architecture(16))
+    linear = fit([train], "static", 0.5, "test", Architecture(0))
     assert net.hidden_units == 16 and linear.hidden_units == 0
     assert _accuracy(net, *test) > 0.9
     assert _accuracy(linear, *test) < 0.65
@@ -42,8 +42,39 @@ def test_the_same_rows_give_the_same_model() -> None:
 
 def test_an_artifact_round_trips_with_its_hidden_layer(tmp_path: Path) -> None:
     x, y = _interaction_rows(2000, 3)
-    model = fit([(x, y)], "static", 0.5, "test", hidden=8).with_threshold(0.4, 0.8)
+    model = fit([(x, y)], "static", 0.5, "test", Architecture(8)).with_threshold(0.4, 0.8)
     model.save(tmp_path / "join_static.json")
     loaded = JoinModel.load("static", tmp_path)
     assert (loaded.threshold, loaded.merge_threshold, loaded.hidden_units) == (0.4, 0.8, 8)
     np.testing.assert_array_equal(loaded.probability(x), model.probability(x))
+
+
+def test_an_ensemble_scores_the_mean_logit_of_its_members() -> None:
+    x, y = _interaction_rows(3000, 4)
+    single = fit([(x, y)], "static", 0.5, "test", Architecture(8))
+    ensemble = fit([(x, y)], "static", 0.5, "test", Architecture(8, members=3))
+    assert ensemble.hidden_units == 24
+    np.testing.assert_array_equal(ensemble.hidden_weights[:, :8], single.hidden_weights)  # member 0 is seed 0
+    # Member k on its own: its units and its output weights (undo the division by 3).
+    logits = []
+    for k in range(3):
+        units = slice(8 * k, 8 * (k + 1))
+        member = JoinModel(
+            ensemble.mean,
+            ensemble.scale,
+            ensemble.coef[units] * 3,
+            0.0,
+            0.5,
+            "static",
+            hidden_weights=np.ascontiguousarray(ensemble.hidden_weights[:, units]),
+            hidden_bias=ensemble.hidden_bias[units],
+        )
+        logits.append(_logit(member.probability(x[:200])))
+    np.testing.assert_allclose(
+        np.mean(logits, axis=0) + ensemble.intercept, _logit(ensemble.probability(x[:200])), atol=1e-6
+    )
+    assert not np.allclose(logits[0], logits[1])  # the members differ: other seeds
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
