@@ -31,7 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._table import show  # noqa: E402
 from models.clustering import ClusterConfig  # noqa: E402
 from models.join_model import JoinModel  # noqa: E402
-from models.training.train_join import DEV_STREAMS, Architecture, fold_models, held_out, load_stream  # noqa: E402
+from models.training.train_join import (  # noqa: E402
+    DEV_STREAMS,
+    Architecture,
+    add_architecture_flags,
+    fold_models,
+    held_out,
+    load_stream,
+)
 
 
 def parse_config(text: str) -> dict[str, Any]:
@@ -64,10 +71,7 @@ def main() -> None:
     parser.add_argument("--salts", default="", help='comma-separated fold salts ("" is the training split)')
     parser.add_argument("--config", type=parse_config, action="append", help="FIELD=VALUE[,FIELD=VALUE...]")
     parser.add_argument("--rounds", type=int, default=2, help="as train_join's --rounds")
-    parser.add_argument(
-        "--hidden", type=int, default=Architecture.hidden, help="as train_join's --hidden (0: logistic)"
-    )
-    parser.add_argument("--members", type=int, default=Architecture.members, help="as train_join's --members")
+    add_architecture_flags(parser)
     parser.add_argument(
         "--thresholds",
         type=parse_thresholds,
@@ -83,7 +87,7 @@ def main() -> None:
     if missing:
         sys.exit(f"held_out: {', '.join(missing)} not in {args.data}; pass --data the shared data folder")
     configs = args.config or [{}]
-    arch = Architecture(args.hidden, args.members if args.hidden else 1)
+    arch = Architecture(args.hidden, args.members)
     rows = []
     for embedder in args.embedders.split(","):
         artifact = JoinModel.load(embedder)

@@ -65,6 +65,16 @@ class Architecture:
         return f"{self.hidden} hidden" + (f" x {self.members}" if self.members > 1 else "")
 
 
+def add_architecture_flags(parser: argparse.ArgumentParser) -> None:
+    """``--hidden`` and ``--members``: this script's and ``bench/held_out.py``'s, read the same way."""
+    parser.add_argument(
+        "--hidden", type=int, default=Architecture.hidden, help="ReLU units per network (0: logistic regression)"
+    )
+    parser.add_argument(
+        "--members", type=int, default=Architecture.members, help="networks averaged (seeds 0, 1, ...; logistic: one)"
+    )
+
+
 @dataclass
 class Stream:
     name: str
@@ -240,17 +250,14 @@ def main(argv: list[str] | None = None) -> None:
         "--join-threshold", type=float, help="use this join threshold; cross-validate the merge threshold only"
     )
     parser.add_argument("--rounds", type=int, default=2, help="rounds of learning from the model's own trajectories")
-    parser.add_argument(
-        "--hidden", type=int, default=Architecture.hidden, help="ReLU units per network (0: logistic regression)"
-    )
-    parser.add_argument("--members", type=int, default=Architecture.members, help="networks averaged (seeds 0, 1, ...)")
+    add_architecture_flags(parser)
     parser.add_argument(
         "--salts", default=",a,b,c", help='splits of the gold stories into folds, by salt ("" is the first)'
     )
     parser.add_argument("--out", type=Path, default=ARTIFACT_DIR)
     args = parser.parse_args(argv)
     config = ClusterConfig()
-    arch = Architecture(args.hidden, args.members if args.hidden else 1)
+    arch = Architecture(args.hidden, args.members)
     args.out.mkdir(parents=True, exist_ok=True)
     for embedder in args.embedder or ["minilm", "static"]:
         streams = [load_stream(args.data / name, embedder) for name in DEV_STREAMS]
