@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.features import ArticleFeatures
 from models.join_model import FEATURE_NAMES, JoinModel
-from models.training.train_join import Architecture, fit
+from models.training.train_join import Architecture, Stream, fit, fold_streams
 
 
 def _interaction_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,3 +79,18 @@ def test_an_ensemble_scores_the_mean_logit_of_its_members() -> None:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
+
+
+def test_the_two_folds_of_a_split_share_no_story_and_both_keep_the_noise() -> None:
+    """Held-out figures are only held out if no gold story is on both sides of a split."""
+    gold = [f"story-{i % 20}" for i in range(200)] + [None] * 10
+    features = [ArticleFeatures(str(i), float(i), "t", "", np.zeros(2, np.float32), {}, []) for i in range(len(gold))]
+    stream = Stream("s", features, gold)
+    for salt in ("", "a"):
+        (zero,), (one,) = fold_streams([stream], 0, salt), fold_streams([stream], 1, salt)
+        stories = [{g for g in fold.gold if g is not None} for fold in (zero, one)]
+        assert stories[0] and stories[1] and not stories[0] & stories[1]
+        assert stories[0] | stories[1] == {g for g in gold if g is not None}
+        assert zero.gold.count(None) == one.gold.count(None) == 10
+    # another salt is another split of the same stories
+    assert {g for g in fold_streams([stream], 0, "")[0].gold} != {g for g in fold_streams([stream], 0, "a")[0].gold}

@@ -232,13 +232,18 @@ def fold_models(
     """Per fold: a join model fit on the other fold's gold stories, and this fold's streams to score it on."""
     folds = []
     for fold in (0, 1):
-        trains, tests = [], []
-        for s in streams:
-            labels = {g for g in s.gold if g is not None}
-            trains.append(s.subset({g for g in labels if fold_of(g, salt) != fold}))
-            tests.append(s.subset({g for g in labels if fold_of(g, salt) == fold}))
+        trains, tests = fold_streams(streams, 1 - fold, salt), fold_streams(streams, fold, salt)
         folds.append((train(trains, embedder, config, rounds, f"fold {fold}", arch), tests))
     return folds
+
+
+def fold_streams(streams: list[Stream], fold: int, salt: str = "") -> list[Stream]:
+    """Each stream cut to the gold stories of one fold (0 or 1) of the split ``salt``, noise kept."""
+    out = []
+    for s in streams:
+        labels = {g for g in s.gold if g is not None}
+        out.append(s.subset({g for g in labels if fold_of(g, salt) == fold}))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
