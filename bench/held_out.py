@@ -75,25 +75,23 @@ def row(
     }
 
 
-def means_over_splits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per embedder, model, thresholds and configuration: news, crises and their mean over the splits."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["embedder"], r["model"], r["thresholds"], r["config"]), []).append(r)
-
-    def mean(rs: list[dict[str, Any]], column: str) -> float:
-        return float(np.mean([float(v) for r in rs for v in r[column].split(" / ")]))
-
+def means_over_splits(rows: list[dict[str, Any]], f1s: list[list[float]]) -> list[dict[str, Any]]:
+    """Per embedder, model, thresholds and configuration: news, crises and their mean over the
+    splits, from each row's unrounded scores ``f1s`` (in held_out's order, as :func:`row` takes them)."""
+    groups: dict[tuple[str, ...], list[list[float]]] = {}
+    for r, f1 in zip(rows, f1s):
+        groups.setdefault((r["embedder"], r["model"], r["thresholds"], r["config"]), []).append(f1)
     out = []
-    for (embedder, model, thresholds, config), rs in groups.items():
-        news, crises = mean(rs, "news (fold 0 / 1)"), mean(rs, "crises (fold 0 / 1)")
+    for (embedder, model, thresholds, config), scores in groups.items():
+        news = float(np.mean([f[i] for f in scores for i in (0, 2)]))
+        crises = float(np.mean([f[i] for f in scores for i in (1, 3)]))
         out.append(
             {
                 "embedder": embedder,
                 "model": model,
                 "thresholds": thresholds,
                 "config": config,
-                "splits": len(rs),
+                "splits": len(scores),
                 "news": f"{news:.4f}",
                 "crises": f"{crises:.4f}",
                 "mean": f"{(news + crises) / 2:.4f}",
@@ -152,7 +150,8 @@ def main() -> None:
         sys.exit(f"held_out: {', '.join(missing)} not in {args.data}; pass --data the shared data folder")
     configs = args.config or [{}]
     arch = Architecture(args.hidden, args.members)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    f1s: list[list[float]] = []  # each row's scores, unrounded, for the means
     for embedder in args.embedders.split(","):
         artifact = JoinModel.load(embedder)
         grid = args.thresholds or [(artifact.threshold, artifact.merge_threshold)]
@@ -171,14 +170,16 @@ def main() -> None:
                     f1 = held_out(folds, join, merge, config)
                     config_name = ",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
                     rows.append(row(embedder, str(arch), f"{join} / {merge}", salt, config_name, f1, start))
+                    f1s.append(f1)
                     print(rows[-1], file=sys.stderr, flush=True)
             if args.baseline:
                 start = time.perf_counter()
                 f1 = [tuned_baseline(t) for fold in (0, 1) for t in fold_streams(streams, fold, salt)]
                 rows.append(row(embedder, "centroid baseline", "tuned per fold", salt, "", f1, start))
+                f1s.append(f1)
                 print(rows[-1], file=sys.stderr, flush=True)
     show("held-out B-cubed F1, the same fold models per split", rows, args.markdown)
-    show("mean over the splits", means_over_splits(rows), args.markdown)
+    show("mean over the splits", means_over_splits(rows, f1s), args.markdown)
 
 
 if __name__ == "__main__":
