@@ -3,6 +3,7 @@
     python bench/held_out.py [--embedders minilm,static] [--salts ",a,b,c"] [--markdown]
         [--hidden 16] [--members 1] [--thresholds 0.45,0.9 --thresholds 0.45,0.8 ...]
         [--config entity_veto_names=0] [--config merge_check_size=3,knn_k=20] ...
+        [--within-story-map 0.1]
 
 Why: ``python -m models.training.train_join`` retrains its fold models and searches the thresholds
 in one go, and two trainings of nearly the same code differed by ±0.02, more than most changes to
@@ -47,6 +48,7 @@ from models.training.train_join import (  # noqa: E402
     fold_streams,
     held_out,
     load_stream,
+    train,
 )
 
 BASELINE_THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 ... 0.8
@@ -56,6 +58,55 @@ def tuned_baseline(stream: Stream) -> float:
     """The centroid baseline's best B-cubed F1 on ``stream`` over :data:`BASELINE_THRESHOLDS`."""
     vectors = np.stack([f.vector for f in stream.features])
     return max(score(stream.gold, centroid_threshold(vectors, t)).bcubed_f1 for t in BASELINE_THRESHOLDS)
+
+
+def within_story_map(streams: list[Stream], alpha: float) -> np.ndarray:
+    """Σ^-½ of the gold stories' within-story scatter (unit vectors about their story's mean),
+    shrunk towards the identity by ``alpha``: a linear map that shrinks the directions articles of
+    one story vary along, learned from labelled streams (an experiment: the clusterer does not use it)."""
+    x = np.concatenate([np.stack([f.vector for f, g in zip(s.features, s.gold) if g is not None]) for s in streams])
+    labels = [g for s in streams for g in s.gold if g is not None]
+    x = x.astype(np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+    index = {g: i for i, g in enumerate(sorted(set(labels)))}
+    y = np.array([index[g] for g in labels])
+    means = np.zeros((len(index), x.shape[1]))
+    np.add.at(means, y, x)
+    means /= np.bincount(y)[:, None]
+    r = x - means[y]
+    scatter = r.T @ r / len(x)
+    d = x.shape[1]
+    scatter = (1 - alpha) * scatter + alpha * np.eye(d) * np.trace(scatter) / d
+    w, v = np.linalg.eigh(scatter)
+    return (v / np.sqrt(w)) @ v.T
+
+
+def mapped(stream: Stream, m: np.ndarray) -> Stream:
+    """The stream with every vector mapped by ``m`` and normalised again."""
+    out = []
+    for f in stream.features:
+        v = f.vector.astype(np.float64) @ m
+        out.append(replace(f, vector=(v / np.linalg.norm(v)).astype(f.vector.dtype)))
+    return Stream(stream.name, out, stream.gold)
+
+
+def mapped_fold_models(
+    streams: list[Stream],
+    embedder: str,
+    config: ClusterConfig,
+    rounds: int,
+    salt: str,
+    arch: Architecture,
+    alpha: float,
+) -> list[tuple[JoinModel, list[Stream]]]:
+    """As ``fold_models``, with :func:`within_story_map` learned on each training fold and applied
+    to both folds before the join model is trained and scored."""
+    folds = []
+    for fold in (0, 1):
+        trains, tests = fold_streams(streams, 1 - fold, salt), fold_streams(streams, fold, salt)
+        m = within_story_map(trains, alpha)
+        trains, tests = [mapped(s, m) for s in trains], [mapped(s, m) for s in tests]
+        folds.append((train(trains, embedder, config, rounds, f"fold {fold}", arch), tests))
+    return folds
 
 
 def row(
@@ -143,6 +194,12 @@ def main() -> None:
     parser.add_argument(
         "--baseline", action="store_true", help="also the centroid baseline, tuned on each fold, on the same folds"
     )
+    parser.add_argument(
+        "--within-story-map",
+        type=float,
+        metavar="ALPHA",
+        help="learn within_story_map (shrinkage ALPHA) on each training fold and cluster the mapped vectors",
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     missing = [n for n in DEV_STREAMS if not (args.data / n).is_file()]
@@ -150,6 +207,12 @@ def main() -> None:
         sys.exit(f"held_out: {', '.join(missing)} not in {args.data}; pass --data the shared data folder")
     configs = args.config or [{}]
     arch = Architecture(args.hidden, args.members)
+
+    def models_for(config: ClusterConfig, salt: str) -> list[tuple[JoinModel, list[Stream]]]:
+        if args.within_story_map is None:
+            return fold_models(streams, embedder, config, args.rounds, salt, arch)
+        return mapped_fold_models(streams, embedder, config, args.rounds, salt, arch, args.within_story_map)
+
     rows: list[dict[str, Any]] = []
     f1s: list[list[float]] = []  # each row's scores, unrounded, for the means
     for embedder in args.embedders.split(","):
@@ -157,14 +220,10 @@ def main() -> None:
         grid = args.thresholds or [(artifact.threshold, artifact.merge_threshold)]
         streams = [load_stream(args.data / n, embedder) for n in DEV_STREAMS]
         for salt in args.salts.split(","):
-            shared = (
-                None
-                if args.train_with_config
-                else fold_models(streams, embedder, ClusterConfig(), args.rounds, salt, arch)
-            )
+            shared = None if args.train_with_config else models_for(ClusterConfig(), salt)
             for overrides in configs:
                 config = replace(ClusterConfig(), **overrides)
-                folds = shared or fold_models(streams, embedder, config, args.rounds, salt, arch)
+                folds = shared or models_for(config, salt)
                 for join, merge in grid:
                     start = time.perf_counter()
                     f1 = held_out(folds, join, merge, config)
