@@ -208,7 +208,9 @@ def main() -> None:
     configs = args.config or [{}]
     arch = Architecture(args.hidden, args.members)
 
-    def models_for(config: ClusterConfig, salt: str) -> list[tuple[JoinModel, list[Stream]]]:
+    def models_for(
+        streams: list[Stream], embedder: str, config: ClusterConfig, salt: str
+    ) -> list[tuple[JoinModel, list[Stream]]]:
         if args.within_story_map is None:
             return fold_models(streams, embedder, config, args.rounds, salt, arch)
         return mapped_fold_models(streams, embedder, config, args.rounds, salt, arch, args.within_story_map)
@@ -220,10 +222,10 @@ def main() -> None:
         grid = args.thresholds or [(artifact.threshold, artifact.merge_threshold)]
         streams = [load_stream(args.data / n, embedder) for n in DEV_STREAMS]
         for salt in args.salts.split(","):
-            shared = None if args.train_with_config else models_for(ClusterConfig(), salt)
+            shared = None if args.train_with_config else models_for(streams, embedder, ClusterConfig(), salt)
             for overrides in configs:
                 config = replace(ClusterConfig(), **overrides)
-                folds = shared or models_for(config, salt)
+                folds = shared or models_for(streams, embedder, config, salt)
                 for join, merge in grid:
                     start = time.perf_counter()
                     f1 = held_out(folds, join, merge, config)
