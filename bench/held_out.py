@@ -28,6 +28,7 @@ import argparse
 import sys
 import time
 from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,6 @@ from models.training.train_join import (  # noqa: E402
     fold_streams,
     held_out,
     load_stream,
-    train,
 )
 
 BASELINE_THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 ... 0.8
@@ -87,26 +87,6 @@ def mapped(stream: Stream, m: np.ndarray) -> Stream:
         v = f.vector.astype(np.float64) @ m
         out.append(replace(f, vector=(v / np.linalg.norm(v)).astype(f.vector.dtype)))
     return Stream(stream.name, out, stream.gold)
-
-
-def mapped_fold_models(
-    streams: list[Stream],
-    embedder: str,
-    config: ClusterConfig,
-    rounds: int,
-    salt: str,
-    arch: Architecture,
-    alpha: float,
-) -> list[tuple[JoinModel, list[Stream]]]:
-    """As ``fold_models``, with :func:`within_story_map` learned on each training fold and applied
-    to both folds before the join model is trained and scored."""
-    folds = []
-    for fold in (0, 1):
-        trains, tests = fold_streams(streams, 1 - fold, salt), fold_streams(streams, fold, salt)
-        m = within_story_map(trains, alpha)
-        trains, tests = [mapped(s, m) for s in trains], [mapped(s, m) for s in tests]
-        folds.append((train(trains, embedder, config, rounds, f"fold {fold}", arch), tests))
-    return folds
 
 
 def row(
@@ -208,13 +188,8 @@ def main() -> None:
     configs = args.config or [{}]
     arch = Architecture(args.hidden, args.members)
 
-    def models_for(
-        streams: list[Stream], embedder: str, config: ClusterConfig, salt: str
-    ) -> list[tuple[JoinModel, list[Stream]]]:
-        if args.within_story_map is None:
-            return fold_models(streams, embedder, config, args.rounds, salt, arch)
-        return mapped_fold_models(streams, embedder, config, args.rounds, salt, arch, args.within_story_map)
-
+    alpha = args.within_story_map
+    prepare = None if alpha is None else (lambda trains: partial(mapped, m=within_story_map(trains, alpha)))
     rows: list[dict[str, Any]] = []
     f1s: list[list[float]] = []  # each row's scores, unrounded, for the means
     for embedder in args.embedders.split(","):
@@ -222,10 +197,14 @@ def main() -> None:
         grid = args.thresholds or [(artifact.threshold, artifact.merge_threshold)]
         streams = [load_stream(args.data / n, embedder) for n in DEV_STREAMS]
         for salt in args.salts.split(","):
-            shared = None if args.train_with_config else models_for(streams, embedder, ClusterConfig(), salt)
+            shared = (
+                None
+                if args.train_with_config
+                else fold_models(streams, embedder, ClusterConfig(), args.rounds, salt, arch, prepare)
+            )
             for overrides in configs:
                 config = replace(ClusterConfig(), **overrides)
-                folds = shared or models_for(streams, embedder, config, salt)
+                folds = shared or fold_models(streams, embedder, config, args.rounds, salt, arch, prepare)
                 for join, merge in grid:
                     start = time.perf_counter()
                     f1 = held_out(folds, join, merge, config)

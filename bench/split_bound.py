@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._table import show  # noqa: E402
 from models.clustering import final_story_ids  # noqa: E402
 from models.metrics import score  # noqa: E402
+from stream.evaluate import read_labelled  # noqa: E402
 
 
 def majority(labels: dict[str, str], gold: dict[str, str]) -> dict[str, str]:
@@ -45,12 +46,7 @@ def main() -> None:
     for path in (args.stream, args.assignments):
         if not path.is_file():
             ap.exit(2, f"split_bound: {path} is not a file; give the labelled stream, then its assignments\n")
-    gold = {}
-    for line in args.stream.read_text().splitlines():
-        if line.strip():
-            a = json.loads(line)
-            if a.get("event"):
-                gold[a["id"]] = a["event"]
+    gold = {x.article.id: x.gold for x in read_labelled(args.stream)[0] if x.gold is not None}
     records = [json.loads(line) for line in args.assignments.read_text().splitlines() if line.strip()]
     story_of = {a: s for a, s in final_story_ids(records).items() if a in gold}
     event_of = {r["id"]: r["event_id"] for r in records if r["id"] in gold}

@@ -24,6 +24,7 @@ import hashlib
 import json
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,11 +229,17 @@ def fold_models(
     rounds: int,
     salt: str = "",
     arch: Architecture = Architecture(),
+    prepare: Callable[[list[Stream]], Callable[[Stream], Stream]] | None = None,
 ) -> list[tuple[JoinModel, list[Stream]]]:
-    """Per fold: a join model fit on the other fold's gold stories, and this fold's streams to score it on."""
+    """Per fold: a join model fit on the other fold's gold stories, and this fold's streams to score it on.
+    ``prepare``, given the training fold, returns what to apply to every stream of both folds first
+    (an experiment's transform learned on the training fold only)."""
     folds = []
     for fold in (0, 1):
         trains, tests = fold_streams(streams, 1 - fold, salt), fold_streams(streams, fold, salt)
+        if prepare is not None:
+            apply = prepare(trains)
+            trains, tests = [apply(s) for s in trains], [apply(s) for s in tests]
         folds.append((train(trains, embedder, config, rounds, f"fold {fold}", arch), tests))
     return folds
 
