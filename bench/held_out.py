@@ -3,7 +3,7 @@
     python bench/held_out.py [--embedders minilm,static] [--salts ",a,b,c"] [--markdown]
         [--hidden 16] [--members 1] [--thresholds 0.45,0.9 --thresholds 0.45,0.8 ...]
         [--config entity_veto_names=0] [--config merge_check_size=3,knn_k=20] ...
-        [--within-story-map 0.1]
+        [--within-story-map 0.1] [--news-orders 5]
 
 Why: ``python -m models.training.train_join`` retrains its fold models and searches the thresholds
 in one go, and two trainings of nearly the same code differed by ±0.02, more than most changes to
@@ -19,6 +19,12 @@ training script's own split): a change that helps on one split only is noise.
 ``--baseline`` adds the single-pass centroid baseline on the same folds, its threshold tuned on
 each fold it scores (so optimistic, as the data README's figures are): the figure to set beside
 the data README's baseline on the held-out stories, which says how hard these folds are.
+``--news-orders N`` scores each held-out news fold in N orders: the file's, then N - 1 random
+permutations of its articles over the same timestamps. The news file's order is a seeded shuffle
+(its timestamps were replaced: data README), so another shuffle is an equally likely stream, and
+the spread over them is how much of a news figure is the order. The crisis streams keep their
+real time order. The news column is then the mean over the orders, and "news order sd" the
+standard deviation of a fold's score over its orders, averaged over the folds.
 The last table gives each row's mean over the splits.
 """
 
@@ -40,6 +46,7 @@ from models.baselines import centroid_threshold  # noqa: E402
 from models.clustering import ClusterConfig  # noqa: E402
 from models.join_model import JoinModel  # noqa: E402
 from models.metrics import score  # noqa: E402
+from models.replay import cluster_features  # noqa: E402
 from models.training.train_join import (  # noqa: E402
     DEV_STREAMS,
     Architecture,
@@ -89,10 +96,51 @@ def mapped(stream: Stream, m: np.ndarray) -> Stream:
     return Stream(stream.name, out, stream.gold)
 
 
+NEWS_STREAM = DEV_STREAMS[0]  # the one whose order is a shuffle, not time
+
+
+def reordered(stream: Stream, seed: int) -> Stream:
+    """The stream's articles permuted (``seed`` 0: as they are) over its own timestamps, in order."""
+    if seed == 0:
+        return stream
+    idx = np.random.default_rng(seed).permutation(len(stream.features))
+    times = [f.timestamp for f in stream.features]
+    return Stream(
+        stream.name,
+        [replace(stream.features[i], timestamp=t) for i, t in zip(idx, times)],
+        [stream.gold[i] for i in idx],
+    )
+
+
+def news_order_scores(
+    folds: list[tuple[JoinModel, list[Stream]]], join: float, merge: float, config: ClusterConfig, orders: int
+) -> list[list[float]]:
+    """Per fold: its news stream's B-cubed F1 in each of ``orders`` orders (:func:`reordered`)."""
+    out = []
+    for model, tests in folds:
+        news = next(t for t in tests if t.name == NEWS_STREAM)
+        m = model.with_threshold(join, merge)
+        out.append(
+            [
+                cluster_features(s.features, s.gold, m, config).scores.bcubed_f1
+                for s in map(partial(reordered, news), range(orders))
+            ]
+        )
+    return out
+
+
 def row(
-    embedder: str, model: str, thresholds: str, salt: str, config: str, f1: list[float], start: float
+    embedder: str,
+    model: str,
+    thresholds: str,
+    salt: str,
+    config: str,
+    f1: list[float],
+    start: float,
+    order_sd: float | None = None,
 ) -> dict[str, Any]:
     """One table row; ``f1`` in held_out's order: fold 0 news, fold 0 crises, fold 1 news, fold 1 crises."""
+    extra = {} if order_sd is None else {"news order sd": f"{order_sd:.4f}"}
     return {
         "embedder": embedder,
         "model": model,
@@ -102,6 +150,7 @@ def row(
         "news (fold 0 / 1)": f"{f1[0]:.3f} / {f1[2]:.3f}",
         "crises (fold 0 / 1)": f"{f1[1]:.3f} / {f1[3]:.3f}",
         "mean": f"{float(np.mean(f1)):.4f}",
+        **extra,
         "s": round(time.perf_counter() - start),
     }
 
@@ -109,13 +158,15 @@ def row(
 def means_over_splits(rows: list[dict[str, Any]], f1s: list[list[float]]) -> list[dict[str, Any]]:
     """Per embedder, model, thresholds and configuration: news, crises and their mean over the
     splits, from each row's unrounded scores ``f1s`` (in held_out's order, as :func:`row` takes them)."""
-    groups: dict[tuple[str, ...], list[list[float]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[list[float], str | None]]] = {}
     for r, f1 in zip(rows, f1s):
-        groups.setdefault((r["embedder"], r["model"], r["thresholds"], r["config"]), []).append(f1)
+        key = (r["embedder"], r["model"], r["thresholds"], r["config"])
+        groups.setdefault(key, []).append((f1, r.get("news order sd")))
     out = []
     for (embedder, model, thresholds, config), scores in groups.items():
-        news = float(np.mean([f[i] for f in scores for i in (0, 2)]))
-        crises = float(np.mean([f[i] for f in scores for i in (1, 3)]))
+        news = float(np.mean([f[i] for f, _ in scores for i in (0, 2)]))
+        crises = float(np.mean([f[i] for f, _ in scores for i in (1, 3)]))
+        sds = [float(sd) for _, sd in scores if sd is not None]
         out.append(
             {
                 "embedder": embedder,
@@ -126,6 +177,7 @@ def means_over_splits(rows: list[dict[str, Any]], f1s: list[list[float]]) -> lis
                 "news": f"{news:.4f}",
                 "crises": f"{crises:.4f}",
                 "mean": f"{(news + crises) / 2:.4f}",
+                **({"news order sd": f"{float(np.mean(sds)):.4f}"} if sds else {}),
             }
         )
     return out
@@ -180,8 +232,17 @@ def main() -> None:
         metavar="ALPHA",
         help="learn within_story_map (shrinkage ALPHA) on each training fold and cluster the mapped vectors",
     )
+    parser.add_argument(
+        "--news-orders",
+        type=int,
+        default=1,
+        metavar="N",
+        help="score each news fold in N orders (the file's, then random permutations); report mean and spread",
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
+    if args.news_orders < 1:
+        parser.error(f"--news-orders {args.news_orders}: give 1 (the file's order only) or more")
     missing = [n for n in DEV_STREAMS if not (args.data / n).is_file()]
     if missing:
         sys.exit(f"held_out: {', '.join(missing)} not in {args.data}; pass --data the shared data folder")
@@ -208,8 +269,13 @@ def main() -> None:
                 for join, merge in grid:
                     start = time.perf_counter()
                     f1 = held_out(folds, join, merge, config)
+                    order_sd = None
+                    if args.news_orders > 1:
+                        news = news_order_scores(folds, join, merge, config, args.news_orders)
+                        f1[0], f1[2] = (float(np.mean(n)) for n in news)  # news is the first stream of each fold
+                        order_sd = float(np.mean([np.std(n, ddof=1) for n in news]))
                     config_name = ",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
-                    rows.append(row(embedder, str(arch), f"{join} / {merge}", salt, config_name, f1, start))
+                    rows.append(row(embedder, str(arch), f"{join} / {merge}", salt, config_name, f1, start, order_sd))
                     f1s.append(f1)
                     print(rows[-1], file=sys.stderr, flush=True)
             if args.baseline:

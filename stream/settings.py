@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         ge=0,
         description="stories this large merge only if the smaller, read as one article, would join the larger (0: off)",
     )
+    named_story_share: float = Field(
+        ClusterConfig.named_story_share,
+        ge=0.0,
+        le=1.0,
+        description="an article joins a likely story this share of whose articles use its names, over a best "
+        "story that hardly uses them (0: off)",
+    )
     cache_dir: Path | None = Field(None, description="where the distilled static model and caches live")
 
     # --- streaming runtime (stream/app.py)
@@ -124,4 +131,5 @@ class Settings(BaseSettings):
             max_candidates=self.max_candidates,
             recent_candidates=self.recent_candidates,
             merge_check_size=self.merge_check_size,
+            named_story_share=self.named_story_share,
         )

@@ -246,6 +246,45 @@ def test_two_stories_that_are_one_still_merge_and_small_ones_are_not_checked():
     assert c.learn_one(bridge).merged == [sbarro]
 
 
+def _hub_and_named_story(config: ClusterConfig) -> tuple[StoryClusterer, str, str]:
+    """A broad story H (20 articles about the Bohol quake, one of them naming Guatemala) and a
+    small story G whose 5 articles all name Guatemala; both use the word "quake"."""
+    c = StoryClusterer(_terms_only_model(), config)
+    v = np.eye(256, dtype=np.float32)
+    hub = c.apply(ArticleFeatures("h0", 0, "h", "H", v[0], {"quake": 1, "help": 1}, ["bohol"]), None).story_id
+    for i in range(1, 20):
+        names = ["guatemala"] if i == 7 else ["bohol"]
+        c.apply(ArticleFeatures(f"h{i}", i, "h", "H", v[0], {"quake": 1, "help": 1}, names), hub)
+    named = c.apply(ArticleFeatures("g0", 20, "g", "G", v[1], {"quake": 1}, ["guatemala"]), None).story_id
+    for i in range(1, 5):
+        c.apply(ArticleFeatures(f"g{i}", 20 + i, "g", "G", v[1], {"quake": 1}, ["guatemala"]), named)
+    return c, hub, named
+
+
+@pytest.mark.parametrize("share", [ClusterConfig().named_story_share, 0.0], ids=["default", "off"])
+def test_an_article_joins_the_story_it_names_over_a_broader_one(share):
+    """A tweet naming Guatemala is likelier to join the broad story (it shares all its words) than
+    the Guatemala story (it shares one), but the broad story hardly names Guatemala: it goes to
+    the story it names, and is no evidence that the two stories are one."""
+    c, hub, named = _hub_and_named_story(ClusterConfig(named_story_share=share))
+    x = ArticleFeatures("x", 30, "x", "X", np.eye(256, dtype=np.float32)[2], {"quake": 1, "help": 1}, ["guatemala"])
+    cands = c.candidates(x)
+    probs = dict(zip(cands.story_ids, c.model.probability(cands.features)))
+    assert probs[hub] > probs[named] >= c.model.threshold  # both likely, the broad story more
+    a = c.learn_one(x)
+    if share:
+        assert (a.story_id, a.merged) == (named, []) and {hub, named} <= set(c.stories)
+    else:  # what the rule prevents: the broad story takes it, and merges the Guatemala story in
+        assert a.story_id == hub and c.resolve(named) == hub
+
+
+def test_an_article_without_names_or_naming_what_the_best_story_names_stays_with_it():
+    c, hub, named = _hub_and_named_story(ClusterConfig())
+    v = np.eye(256, dtype=np.float32)
+    assert c.predict_one(ArticleFeatures("y", 30, "y", "Y", v[2], {"quake": 1, "help": 1}, []))[0] == hub
+    assert c.predict_one(ArticleFeatures("z", 30, "z", "Z", v[2], {"quake": 1, "help": 1}, ["bohol"]))[0] == hub
+
+
 def test_the_inverted_index_is_exactly_the_stories_vocabularies(sample_features):
     """Retrieval reads the postings: a story missing from the posting of a term it uses (or listed
     under one it no longer uses) would change which stories are candidates."""

@@ -25,7 +25,7 @@ import json
 import warnings
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -147,13 +147,20 @@ def train(
     note: str,
     arch: Architecture = Architecture(),
 ) -> JoinModel:
-    """Teacher-forced rows first, then ``rounds`` of rows from the model's own trajectories."""
+    """Teacher-forced rows first, then ``rounds`` of rows from the model's own trajectories.
+
+    The trajectories are the model's decisions alone, without ``named_story_share``: that rule
+    overrides the model after it has decided, and the rounds are there to show the model the
+    states its own mistakes lead to (the broad stories among them, which the rule makes rarer).
+    Trained on trajectories with the rule, the fold models scored 0.020 (MiniLM) and 0.013
+    (static) lower held out, rule or not (README, Quality, stop 29)."""
     width = len(FEATURE_NAMES)
     placeholder = JoinModel(np.zeros(width), np.ones(width), np.zeros(width), 0.0, 0.5, embedder)
     rows = [teacher_rows(s, placeholder, config) for s in streams]
     model = fit(rows, embedder, 0.5, note, arch)
+    own = replace(config, named_story_share=0.0)
     for _ in range(rounds):
-        rows += [online_rows(s, model, config) for s in streams]
+        rows += [online_rows(s, model, own) for s in streams]
         model = fit(rows, embedder, 0.5, note, arch)
     return model
 
