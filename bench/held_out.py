@@ -3,7 +3,7 @@
     python bench/held_out.py [--embedders minilm,static] [--salts ",a,b,c"] [--markdown]
         [--hidden 16] [--members 1] [--thresholds 0.45,0.9 --thresholds 0.45,0.8 ...]
         [--config entity_veto_names=0] [--config merge_check_size=3,knn_k=20] ...
-        [--within-story-map 0.1] [--news-orders 5]
+        [--within-story-map 0.1] [--news-orders 5] [--encoder NAME=DIR]
 
 Why: ``python -m models.training.train_join`` retrains its fold models and searches the thresholds
 in one go, and two trainings of nearly the same code differed by ±0.02, more than most changes to
@@ -25,14 +25,20 @@ permutations of its articles over the same timestamps. The news file's order is 
 the spread over them is how much of a news figure is the order. The crisis streams keep their
 real time order. The news column is then the mean over the orders, and "news order sd" the
 standard deviation of a fold's score over its orders, averaged over the folds.
+``--encoder NAME=DIR`` adds an embedder: the sentence-transformers model folder DIR (on disk; nothing
+is fetched), with fold models trained on its vectors like the others' and scored at ``--thresholds``
+(default: MiniLM's shipped ones). It says whether a different encoder would move the clusterer
+before anyone ships one. Its vectors are cached under NAME and a hash of DIR's path.
 The last table gives each row's mean over the splits.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
@@ -44,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._table import show  # noqa: E402
 from models.baselines import centroid_threshold  # noqa: E402
 from models.clustering import ClusterConfig  # noqa: E402
+from models.embedders import Embedder  # noqa: E402
+from models.embedders.minilm import SentenceTransformerEmbedder  # noqa: E402
 from models.join_model import JoinModel  # noqa: E402
 from models.metrics import score  # noqa: E402
 from models.replay import cluster_features  # noqa: E402
@@ -206,6 +214,23 @@ def parse_thresholds(text: str) -> tuple[float, float]:
     return join, merge
 
 
+def parse_encoder(text: str) -> tuple[str, Path]:
+    """``"mpnet=/models/all-mpnet-base-v2"`` as (name, folder); the folder must hold a model."""
+    name, sep, folder = text.partition("=")
+    path = Path(folder).expanduser()
+    if not sep or not name or not (path / "modules.json").is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=DIR, DIR a sentence-transformers model folder (with modules.json)"
+        )
+    return name, path
+
+
+def encoder_loader(name: str, folder: Path) -> tuple[str, Callable[[], Embedder]]:
+    """The cache key of an ``--encoder`` and how to build it on a cache miss."""
+    tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]
+    return f"{name}-{tag}", partial(SentenceTransformerEmbedder, folder, name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -239,6 +264,14 @@ def main() -> None:
         metavar="N",
         help="score each news fold in N orders (the file's, then random permutations); report mean and spread",
     )
+    parser.add_argument(
+        "--encoder",
+        type=parse_encoder,
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also a sentence-transformers model folder as an embedder, fold models trained on its vectors",
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     if args.news_orders < 1:
@@ -253,10 +286,13 @@ def main() -> None:
     prepare = None if alpha is None else (lambda trains: partial(mapped, m=within_story_map(trains, alpha)))
     rows: list[dict[str, Any]] = []
     f1s: list[list[float]] = []  # each row's scores, unrounded, for the means
-    for embedder in args.embedders.split(","):
-        artifact = JoinModel.load(embedder)
+    encoders = dict(args.encoder)
+    names = [e for e in args.embedders.split(",") if e] + list(encoders)
+    for embedder in names:
+        artifact = JoinModel.load("minilm" if embedder in encoders else embedder)
         grid = args.thresholds or [(artifact.threshold, artifact.merge_threshold)]
-        streams = [load_stream(args.data / n, embedder) for n in DEV_STREAMS]
+        key, load = encoder_loader(embedder, encoders[embedder]) if embedder in encoders else (embedder, None)
+        streams = [load_stream(args.data / n, key, load) for n in DEV_STREAMS]
         for salt in args.salts.split(","):
             shared = (
                 None

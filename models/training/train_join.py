@@ -35,6 +35,7 @@ from sklearn.neural_network import MLPClassifier
 
 from models.article import parse_article
 from models.clustering import ClusterConfig, StoryClusterer
+from models.embedders import Embedder
 from models.features import ArticleFeatures, featurize
 from models.join_model import ARTIFACT_DIR, FEATURE_NAMES, NEVER_MERGE, JoinModel
 from models.replay import LabelledArticle, cluster_features, event_time_order
@@ -88,10 +89,11 @@ class Stream:
         return Stream(self.name, [self.features[i] for i in idx], [self.gold[i] for i in idx])
 
 
-def load_stream(path: Path, embedder: str) -> Stream:
+def load_stream(path: Path, embedder: str, load: Callable[[], Embedder] | None = None) -> Stream:
+    """The labelled stream in event-time order with its features; ``load``: as :func:`cached_embeddings`."""
     items = [LabelledArticle(parse_article(line), json.loads(line).get("event")) for line in path.open()]
     items = event_time_order(items)
-    vectors = cached_embeddings([x.article.embedding_text() for x in items], embedder)
+    vectors = cached_embeddings([x.article.embedding_text() for x in items], embedder, load=load)
     feats = [featurize(x.article, v) for x, v in zip(items, vectors)]
     return Stream(path.name, feats, [x.gold for x in items])
 
