@@ -67,6 +67,7 @@ def story_snapshot(story: Story, idf: Idf, now: float, active_events: list[dict[
         "articles": story.size,
         "developments": developments,
         "sources": dict(sorted(story.sources.items(), key=lambda kv: -kv[1])[:10]),
+        "source_count": len(story.sources),  # all it counted, not the ten shown
         "first_seen": story.first_ts,
         "last_seen": story.last_ts,
         "rate_per_hour": story.hourly.get(hour, 0),

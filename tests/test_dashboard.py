@@ -67,6 +67,12 @@ def test_stories_appear_and_update_live_and_markup_in_titles_stays_text(tmp_path
             shown_as_text = """t => [...document.querySelectorAll('article.story h2, article.story .detail li')]
                                   .some(el => el.textContent.startsWith(t))"""
             page.wait_for_function(shown_as_text, arg=XSS, timeout=120_000)
+            # A card counts every source of its story, not the ten the snapshot lists by name.
+            api = page.request.get(f"{url}api/stories").json()["stories"]
+            assert max(s["source_count"] for s in api) > 10, "the sample has stories from more than ten sources"
+            many_sources = """() => [...document.querySelectorAll('article.story .meta')]
+                                  .some(m => +((m.textContent.match(/(\\d+) sources/) || [0, 0])[1]) > 10)"""
+            page.wait_for_function(many_sources, timeout=30_000)
             page.locator("article.story").first.click()
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             assert page.evaluate("window.storywireLoadedAt") == loaded_at, "the page reloaded"
