@@ -15,8 +15,8 @@ def test_the_snapshot_counts_every_source_and_lists_the_ten_most_frequent():
     terms = {"quake": 1, "chile": 1, "tsunami": 1}
     for i in range(14):
         source = "wire" if i < 3 else f"paper-{i}"  # 12 sources, one of them thrice
-        f = ArticleFeatures(f"a{i}", 60.0 * i, f"Chile quake {i}", source, np.array([1.0, 0.0, 0.0], np.float32), terms, [])
-        clusterer.learn_one(f)
+        vector = np.array([1.0, 0.0, 0.0], np.float32)
+        clusterer.learn_one(ArticleFeatures(f"a{i}", 60.0 * i, f"Chile quake {i}", source, vector, terms, []))
     (story,) = clusterer.stories.values()
     snap = story_snapshot(story, clusterer._idf, clusterer.watermark, [])
     assert snap["articles"] == 14
