@@ -76,28 +76,39 @@ def _plot_stories_over_time(result: ReplayResult, out: Path) -> None:
     plt.close(fig)
 
 
-def _purity(result: ReplayResult) -> list[tuple[str, int, float]]:
-    members: dict[str, Counter[str]] = defaultdict(Counter)
+Held = dict[str, Counter[str | None]]  # story -> its articles' gold stories (None: unlabelled)
+Went = dict[str, Counter[str]]  # gold story -> the stories its articles are in
+
+
+def _composition(result: ReplayResult) -> tuple[Held, Went]:
+    """What each story holds and where each gold story went: one pass for the table and the plot."""
+    held: Held = defaultdict(Counter)
+    went: Went = defaultdict(Counter)
     for a, g in zip(result.assignments, result.gold):
+        held[a.story_id][g] += 1
         if g is not None:
-            members[a.story_id][g] += 1
-    rows = [(sid, sum(c.values()), c.most_common(1)[0][1] / sum(c.values())) for sid, c in members.items()]
+            went[g][a.story_id] += 1
+    return held, went
+
+
+def _purity(held: Held) -> list[tuple[str, int, float]]:
+    """Per story with labelled articles: (id, labelled articles, share of its main gold story), largest first."""
+    rows = []
+    for sid, c in held.items():
+        labelled = Counter({g: n for g, n in c.items() if g is not None})
+        if labelled:
+            total = sum(labelled.values())
+            rows.append((sid, total, labelled.most_common(1)[0][1] / total))
     return sorted(rows, key=lambda r: -r[1])
 
 
 BARS_PLOTTED = 20
 
 
-def _plot_purity(result: ReplayResult, out: Path) -> None:
+def _plot_purity(result: ReplayResult, held: Held, went: Went, out: Path) -> None:
     """Left, what the largest stories hold (their main gold story, other gold stories, unlabelled
     noise); right, where the largest gold stories went (their main story and the rest): precision
     and recall errors a person can point at, one bar per story, named."""
-    held: dict[str, Counter[str | None]] = defaultdict(Counter)
-    went: dict[str, Counter[str]] = defaultdict(Counter)
-    for a, g in zip(result.assignments, result.gold):
-        held[a.story_id][g] += 1
-        if g is not None:
-            went[g][a.story_id] += 1
     stories = sorted(held, key=lambda s: -sum(held[s].values()))[:BARS_PLOTTED][::-1]
     golds = sorted(went, key=lambda g: -sum(went[g].values()))[:BARS_PLOTTED][::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 0.32 * max(len(stories), len(golds), 4) + 1.6))
@@ -113,7 +124,7 @@ def _plot_purity(result: ReplayResult, out: Path) -> None:
     left.barh(y, noise, left=[m + o for m, o in zip(main, other)], color="lightgrey", label="unlabelled")
     left.set_yticks(list(y), [_story_label(result, s, sum(held[s].values()), 40) for s in stories], fontsize=7)
     left.set_xlabel("articles")
-    left.margins(x=0.03)
+    left.set_xlim(0, 1.04 * max((m + o + n for m, o, n in zip(main, other, noise)), default=1))
     left.set_title("The largest stories: what they hold", fontsize=10)
     left.legend(loc="lower right", fontsize=7)
     kept, rest, names = [], [], []
@@ -139,8 +150,9 @@ def _plot_purity(result: ReplayResult, out: Path) -> None:
 def write_report(result: ReplayResult, summary: dict[str, Any], source: Path, embedder: str, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     _plot_stories_over_time(result, out_dir / "stories_over_time.png")
-    purity = _purity(result)
-    _plot_purity(result, out_dir / "cluster_purity.png")
+    held, went = _composition(result)
+    purity = _purity(held)
+    _plot_purity(result, held, went, out_dir / "cluster_purity.png")
     clusterer = result.clusterer
     idf = clusterer._idf
     lines = [
