@@ -31,18 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._table import show  # noqa: E402
-from bench.held_out import BASELINE_THRESHOLDS  # noqa: E402
+from bench.held_out import tuned_centroid  # noqa: E402
 from models.article import parse_article  # noqa: E402
-from models.baselines import centroid_threshold  # noqa: E402
 from models.embedders.minilm import packaged_model_path  # noqa: E402
-from models.metrics import score  # noqa: E402
 from models.replay import LabelledArticle, event_time_order  # noqa: E402
 from models.training.train_join import fold_of  # noqa: E402
-
-
-def tuned_f1(vectors: np.ndarray, gold: list[str | None]) -> tuple[float, float]:
-    """The centroid baseline's best B-cubed F1 over the thresholds, and that threshold."""
-    return max((score(gold, centroid_threshold(vectors, t)).bcubed_f1, t) for t in BASELINE_THRESHOLDS)
 
 
 def fine_tuned(base: Any, texts: list[str], gold: list[str | None], steps: int, seed: int = 0) -> Any:
@@ -115,9 +108,9 @@ def main() -> None:
             test = [i for i, g in enumerate(gold) if g is None or fold_of(g, salt) == fold]
             train = [i for i, g in enumerate(gold) if g is not None and fold_of(g, salt) != fold]
             test_gold = [gold[i] for i in test]
-            before, t_before = tuned_f1(encode(base, test), test_gold)
+            before, t_before = tuned_centroid(encode(base, test), test_gold)
             model = fine_tuned(base, [texts[i] for i in train], [gold[i] for i in train], args.steps)
-            after, t_after = tuned_f1(encode(model, test), test_gold)
+            after, t_after = tuned_centroid(encode(model, test), test_gold)
             rows.append(
                 {
                     "split": salt or '""',
